@@ -1,0 +1,3 @@
+from clickthru.cli import main
+
+main()

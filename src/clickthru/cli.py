@@ -1,0 +1,242 @@
+"""The ``clickthru`` command."""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+import msgspec
+
+from clickthru import tokens
+from clickthru.config import ConfigError, Settings, load_settings
+from clickthru.report import click_table
+from clickthru.store import StoreError, open_store
+
+ORIGIN = re.compile(r"^https?://[a-z0-9.-]+(:\d{1,5})?$|^https?://\[[0-9a-f:]+\](:\d{1,5})?$")
+SITE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+RELATIVE = re.compile(r"^(\d+)([mhd])$")
+
+
+class Context:
+    def __init__(self, config: Path | None, store: str | None) -> None:
+        self.config = config
+        self.store = store
+
+    def settings(self, **overrides: Any) -> Settings:
+        try:
+            return load_settings(self.config, store=self.store, **overrides)
+        except ConfigError as error:
+            raise click.ClickException(str(error)) from error
+
+
+pass_context = click.make_pass_decorator(Context)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="TOML settings file (default: ./clickthru.toml if present, or $CLICKTHRU_CONFIG).",
+)
+@click.option("--store", help="SQLite file or sqlite:/// URL (default: clickthru.db).")
+@click.version_option(package_name="clickthru")
+@click.pass_context
+def cli(ctx: click.Context, config: Path | None, store: str | None) -> None:
+    """clickthru: click-through tracking that loses no clicks and delays no visitor."""
+    ctx.obj = Context(config, store)
+
+
+@cli.command()
+@click.option("--host", help="Interface to listen on (default 127.0.0.1).")
+@click.option("--port", type=int, help="Port (default 8787).")
+@click.option("--workers", type=int, help="Worker processes (default 1).")
+@pass_context
+def serve(ctx: Context, host: str | None, port: int | None, workers: int | None) -> None:
+    """Run the collector."""
+    import uvicorn
+
+    from clickthru.collector.app import SETTINGS_ENV, create_app
+
+    settings = ctx.settings(host=host, port=port, workers=workers)
+    _check_store(settings)
+    options: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": settings.log_level,
+        "access_log": False,
+        "server_header": False,
+        "http": "httptools",
+        "loop": "uvloop",
+        "timeout_graceful_shutdown": 5,
+    }
+    click.echo(
+        f"clickthru collector on http://{settings.host}:{settings.port} (store {settings.store})"
+    )
+    if settings.workers > 1:
+        os.environ[SETTINGS_ENV] = msgspec.json.encode(settings).decode()
+        os.environ.setdefault(
+            "PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="clickthru-metrics-")
+        )
+        uvicorn.run(
+            "clickthru.collector.app:app_from_env",
+            factory=True,
+            workers=settings.workers,
+            **options,
+        )
+    else:
+        uvicorn.run(create_app(settings), **options)
+
+
+def _check_store(settings: Settings) -> None:
+    """Fail early, with a clear message, if the store cannot be opened."""
+    try:
+        open_store(settings.store).count_events()
+    except StoreError as error:
+        raise click.ClickException(str(error)) from error
+
+
+@cli.group()
+def site() -> None:
+    """Register customer sites and manage their keys."""
+
+
+@site.command("add")
+@click.argument("name")
+@click.option(
+    "--origin", "origins", multiple=True, required=True, help="Allowed page origin (repeatable)."
+)
+@pass_context
+def site_add(ctx: Context, name: str, origins: tuple[str, ...]) -> None:
+    """Register a site; prints its signing secret and API key once."""
+    if not SITE_NAME.match(name):
+        raise click.BadParameter(
+            "lower-case letters, digits, - and _ (at most 63)", param_hint="NAME"
+        )
+    cleaned = [origin.rstrip("/").lower() for origin in origins]
+    for origin in cleaned:
+        if not ORIGIN.match(origin):
+            raise click.BadParameter(
+                f"{origin!r} is not an origin like https://shop.example", param_hint="--origin"
+            )
+    store = open_store(ctx.settings().store)
+    try:
+        created = store.add_site(name, cleaned)
+    except StoreError as error:
+        raise click.ClickException(str(error)) from error
+    key = created.site.signing_key
+    click.echo(f"site {name}: origins {', '.join(cleaned)}")
+    click.echo(f"signing key id: {key.key_id}")
+    click.echo(f"signing secret: {key.secret.hex()}")
+    click.echo(f"API key:        {created.api_key}")
+    click.echo("Keep the API key: it is stored only as a hash.")
+
+
+@site.command("list")
+@pass_context
+def site_list(ctx: Context) -> None:
+    """The registered sites."""
+    sites = open_store(ctx.settings().store).sites()
+    if not sites:
+        click.echo("no sites yet: clickthru site add NAME --origin https://shop.example")
+    for entry in sites:
+        valid = ", ".join(k.key_id for k in entry.keys if k.retired_at is None)
+        click.echo(f"{entry.name}\torigins: {', '.join(entry.origins)}\tkeys: {valid}")
+
+
+@site.command("rotate-key")
+@click.argument("name")
+@pass_context
+def site_rotate_key(ctx: Context, name: str) -> None:
+    """A new signing key; tokens signed with the previous one still verify."""
+    store = open_store(ctx.settings().store)
+    try:
+        rotated = store.rotate_key(name)
+    except StoreError as error:
+        raise click.ClickException(str(error)) from error
+    key = rotated.signing_key
+    click.echo(f"signing key id: {key.key_id}")
+    click.echo(f"signing secret: {key.secret.hex()}")
+
+
+@cli.command()
+@click.option("--site", "site_name", required=True)
+@click.option("--list-id", required=True, help="The id of the recommendation list shown.")
+@click.option("--item", required=True, help="The recommended item's id.")
+@click.option("--position", type=click.IntRange(min=1), required=True, help="1-based.")
+@click.option("--placement", required=True, help='Where it is shown ("product-page-bottom").')
+@click.option("--ttl", type=click.IntRange(min=1), default=tokens.DEFAULT_TTL, show_default=True)
+@pass_context
+def token(
+    ctx: Context, site_name: str, list_id: str, item: str, position: int, placement: str, ttl: int
+) -> None:
+    """Mint an attribution token with the site's current key."""
+    store = open_store(ctx.settings().store)
+    try:
+        key = store.site(site_name).signing_key
+        click.echo(
+            tokens.mint(
+                site=site_name,
+                key_id=key.key_id,
+                secret=key.secret,
+                list_id=list_id,
+                item=item,
+                position=position,
+                placement=placement,
+                ttl=ttl,
+            )
+        )
+    except (StoreError, ValueError) as error:
+        raise click.ClickException(str(error)) from error
+
+
+@cli.command()
+@click.option(
+    "--since", default="7d", show_default=True, help="ISO date/time, or 30m, 24h, 7d ago."
+)
+@click.option("--until", default=None, help="ISO date/time (default: now).")
+@click.option("--site", "site_name", default=None, help="Only this site.")
+@pass_context
+def report(ctx: Context, since: str, until: str | None, site_name: str | None) -> None:
+    """Clicks and views per placement, item and position."""
+    start = _parse_time(since, "--since")
+    end = _parse_time(until, "--until") if until else int(time.time() * 1000) + 1
+    store = open_store(ctx.settings().store)
+    click.echo(click_table(store.click_counts(start, end, site_name)))
+
+
+def _parse_time(text: str, option: str) -> int:
+    """Unix ms from an ISO date/time (UTC unless it says) or a span back from now."""
+    relative = RELATIVE.match(text)
+    if relative:
+        seconds = int(relative[1]) * {"m": 60, "h": 3600, "d": 86400}[relative[2]]
+        return int((time.time() - seconds) * 1000)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise click.BadParameter(
+            "use an ISO date/time or 30m, 24h, 7d", param_hint=option
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)
+
+
+@cli.command()
+@click.option("--port", type=int, default=8787, show_default=True, help="Collector port.")
+@click.option("--shop-port", type=int, default=8788, show_default=True, help="Demo shop port.")
+@pass_context
+def demo(ctx: Context, port: int, shop_port: int) -> None:
+    """Run the collector and a demo book shop on a second origin."""
+    from clickthru.demo.runner import run_demo
+
+    run_demo(ctx.settings(port=port), shop_port)
+
+
+def main() -> None:
+    cli(prog_name="clickthru")

@@ -1,0 +1,69 @@
+"""The collector's ASGI application: routes, and the store's lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterator
+
+import msgspec
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from clickthru.collector import metrics
+from clickthru.collector.intake import Intake
+from clickthru.collector.receivers import Beacon, Ping, Pixel
+from clickthru.collector.snippet import Snippet
+from clickthru.config import Settings
+from clickthru.privacy import VisitorKeys
+from clickthru.sites import SiteRegistry
+from clickthru.store import Store, open_store
+
+SETTINGS_ENV = "CLICKTHRU_RESOLVED_SETTINGS"  # how `serve` hands settings to worker processes
+HEALTH_TIMEOUT = 2.0
+
+
+def create_app(settings: Settings, store: Store | None = None) -> Starlette:
+    store = store or open_store(settings.store)
+    sites = SiteRegistry(store)
+    intake = Intake(sites, VisitorKeys(store.daily_salt))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        store.start(on_commit=metrics.observe_commit)
+        sites.refresh()
+        try:
+            yield
+        finally:
+            store.close()
+
+    async def healthz(request: Request) -> Response:
+        try:
+            await asyncio.wait_for(store.check(), HEALTH_TIMEOUT)
+        except Exception as exc:
+            return JSONResponse(
+                {"ok": False, "error": "store_unavailable", "detail": str(exc)}, 503
+            )
+        return JSONResponse({"ok": True})
+
+    async def metrics_text(request: Request) -> Response:
+        body, content_type = metrics.exposition()
+        return Response(body, headers={"content-type": content_type})
+
+    routes = [
+        Route("/e", Beacon(intake, store, settings)),
+        Route("/p.gif", Pixel(intake, store, settings)),
+        Route("/ping", Ping(intake, store, settings)),
+        Route("/ct.js", Snippet()),
+        Route("/healthz", healthz),
+        Route("/metrics", metrics_text),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan)
+
+
+def app_from_env() -> Starlette:
+    """Factory for worker processes started by ``clickthru serve --workers N``."""
+    return create_app(msgspec.json.decode(os.environ[SETTINGS_ENV], type=Settings))

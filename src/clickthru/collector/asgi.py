@@ -1,0 +1,77 @@
+"""The few raw-ASGI helpers the hot endpoints use instead of a framework's request and
+response objects: a beacon is a few hundred bytes, and per-request object churn is
+what limits a Python collector."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import msgspec
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+Headers = list[tuple[bytes, bytes]]
+
+CORS: Headers = [(b"access-control-allow-origin", b"*")]
+NO_STORE: Headers = [(b"cache-control", b"no-store")]
+JSON: Headers = [(b"content-type", b"application/json")]
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+def header(scope: Scope, name: bytes) -> bytes | None:
+    """The first value of a header (names are lower-case in ASGI)."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return value  # type: ignore[no-any-return]
+    return None
+
+
+async def read_body(receive: Receive, limit: int) -> bytes:
+    """The whole request body; raises BodyTooLarge past ``limit`` bytes."""
+    message = await receive()
+    body: bytes = message.get("body", b"")
+    if not message.get("more_body", False):
+        if len(body) > limit:
+            raise BodyTooLarge
+        return body
+    chunks = [body]
+    size = len(body)
+    while message.get("more_body", False):
+        message = await receive()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def respond(send: Send, status: int, body: bytes, headers: Headers) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [*headers, (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+_encode = msgspec.json.Encoder().encode
+
+
+async def respond_json(send: Send, status: int, data: Any, headers: Headers = CORS) -> None:
+    await respond(send, status, _encode(data), [*JSON, *NO_STORE, *headers])
+
+
+async def error(send: Send, status: int, reason: str, detail: str | None = None) -> None:
+    """A clear refusal: status plus a JSON reason."""
+    payload = {"error": reason} if detail is None else {"error": reason, "detail": detail}
+    await respond_json(send, status, payload)

@@ -1,0 +1,50 @@
+"""Prometheus metrics of the collector.
+
+With several worker processes, prometheus-client's multiprocess mode is used (the
+``PROMETHEUS_MULTIPROC_DIR`` environment variable, set by ``clickthru serve``), so
+``/metrics`` adds up every worker.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+    multiprocess,
+)
+
+disable_created_metrics()  # type: ignore[no-untyped-call] # *_created series only add noise to every scrape
+
+ACCEPTED = Counter("clickthru_events_accepted_total", "Events stored")
+DUPLICATES = Counter("clickthru_events_duplicate_total", "Events already stored (retries)")
+REJECTED = Counter("clickthru_events_rejected_total", "Events or requests refused", ["reason"])
+BATCH_EVENTS = Histogram(
+    "clickthru_commit_batch_events",
+    "Events per group commit",
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000),
+)
+COMMIT_SECONDS = Histogram(
+    "clickthru_commit_seconds",
+    "Time to write and commit one group",
+    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+
+
+def observe_commit(events: int, seconds: float) -> None:
+    BATCH_EVENTS.observe(events)
+    COMMIT_SECONDS.observe(seconds)
+
+
+def exposition() -> tuple[bytes, str]:
+    """The metrics text and its content type."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(), CONTENT_TYPE_LATEST

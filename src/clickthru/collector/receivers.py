@@ -1,0 +1,240 @@
+"""The three ways an event arrives, as raw ASGI endpoints.
+
+- ``POST /e``: beacons, fetches and server-to-server batches (JSON, one or an array).
+- ``GET /p.gif``: the image fallback, the event in the query string.
+- ``POST /ping?t=TOKEN``: the HTML ``<a ping>`` attribute, for pages without JavaScript.
+
+Each answers only after the store has committed what it accepted.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import msgspec
+
+from clickthru.collector import metrics
+from clickthru.collector.asgi import (
+    CORS,
+    NO_STORE,
+    BodyTooLarge,
+    Receive,
+    Scope,
+    Send,
+    error,
+    header,
+    read_body,
+    respond,
+    respond_json,
+)
+from clickthru.collector.intake import Intake, Judged, Sender
+from clickthru.config import Settings
+from clickthru.events import new_event_id
+from clickthru.store import Store, WriteResult
+
+log = logging.getLogger(__name__)
+
+READABLE_TYPES = frozenset({b"", b"text/plain", b"application/json"})
+PREFLIGHT = [
+    *CORS,
+    (b"access-control-allow-methods", b"POST"),
+    (b"access-control-allow-headers", b"content-type"),
+    (b"access-control-max-age", b"86400"),
+]
+GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
+GIF_HEADERS = [(b"content-type", b"image/gif"), *NO_STORE, *CORS]
+
+_decode = msgspec.json.decode
+
+
+class StoreUnavailable(Exception):
+    pass
+
+
+class Receiver:
+    """What the three endpoints share: who sent it, judging, storing, counting."""
+
+    def __init__(self, intake: Intake, store: Store, settings: Settings) -> None:
+        self.intake = intake
+        self.store = store
+        self.settings = settings
+
+    def sender(self, scope: Scope) -> Sender:
+        raw_origin = header(scope, b"origin")
+        origin = raw_origin.decode("latin-1") if raw_origin and raw_origin != b"null" else None
+        if origin is None:
+            # Image requests carry no Origin; the Referer's origin is the next best thing.
+            referer = header(scope, b"referer")
+            origin = _origin_of(referer.decode("latin-1")) if referer else None
+        forwarded = self.settings.trust_forwarded_for and header(scope, b"x-forwarded-for")
+        if forwarded:
+            ip = forwarded.split(b",")[0].strip().decode("latin-1")
+        else:
+            client = scope.get("client")
+            ip = client[0] if client else ""
+        auth = header(scope, b"authorization")
+        api_key = auth[7:].decode("latin-1") if auth and auth[:7].lower() == b"bearer " else None
+        return Sender(
+            origin,
+            (header(scope, b"user-agent") or b"").decode("latin-1"),
+            ip,
+            api_key,
+        )
+
+    async def store_judged(self, judged: Judged) -> WriteResult:
+        try:
+            result = await self.store.write(judged.batch)
+        except Exception as exc:
+            log.error("store write failed: %s", exc)
+            raise StoreUnavailable from exc
+        metrics.ACCEPTED.inc(result.accepted)
+        metrics.DUPLICATES.inc(result.duplicates)
+        for rejection in judged.rejections:
+            metrics.REJECTED.labels(rejection.reason).inc()
+        return result
+
+    async def refuse_request(
+        self, send: Send, sender: Sender, status: int, reason: str, detail: str, raw: bytes = b""
+    ) -> None:
+        """A request that cannot be read at all: recorded, counted, answered clearly."""
+        metrics.REJECTED.labels(reason).inc()
+        try:
+            await self.store.write(self.intake.reject_request(reason, detail, sender, raw))
+        except Exception as exc:  # the refusal itself is what matters to the client
+            log.warning("could not record refused request: %s", exc)
+        await error(send, status, reason, detail)
+
+
+class Beacon(Receiver):
+    """``POST /e``."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        method = scope["method"]
+        if method == "OPTIONS":
+            await respond(send, 204, b"", PREFLIGHT)
+            return
+        if method != "POST":
+            await error(send, 405, "method_not_allowed", "use POST")
+            return
+        sender = self.sender(scope)
+        limit = self.settings.max_body_bytes
+        content_type = (header(scope, b"content-type") or b"").split(b";")[0].strip().lower()
+        if content_type not in READABLE_TYPES:
+            await self.refuse_request(
+                send, sender, 415, "unsupported_media_type", "send text/plain or application/json"
+            )
+            return
+        try:
+            body = await read_body(receive, limit)
+        except BodyTooLarge:
+            await self.refuse_request(
+                send, sender, 413, "body_too_large", f"the body may be at most {limit} bytes"
+            )
+            return
+        try:
+            payload = _decode(body)
+        except msgspec.DecodeError as exc:
+            await self.refuse_request(send, sender, 400, "invalid_json", str(exc), body)
+            return
+        if isinstance(payload, dict):
+            items: list[Any] = [payload]
+        elif isinstance(payload, list) and payload:
+            items = payload
+        else:
+            await self.refuse_request(
+                send, sender, 400, "not_an_event", "send an event object or an array of them", body
+            )
+            return
+        most = self.settings.max_batch_events
+        if len(items) > most:
+            await self.refuse_request(
+                send, sender, 413, "too_many_events", f"at most {most} events per request", body
+            )
+            return
+        judged = self.intake.judge(items, sender)
+        try:
+            result = await self.store_judged(judged)
+        except StoreUnavailable:
+            await error(send, 503, "store_unavailable", "not stored; send again later")
+            return
+        await respond_json(
+            send,
+            200,
+            {
+                "accepted": result.accepted,
+                "duplicates": result.duplicates,
+                "rejected": [
+                    {"index": r.index, "reason": r.reason, "detail": r.detail}
+                    if r.detail
+                    else {"index": r.index, "reason": r.reason}
+                    for r in judged.rejections
+                ],
+            },
+        )
+
+
+class Pixel(Receiver):
+    """``GET /p.gif?id=...&kind=click&token=...``: answers a 1x1 GIF once stored."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["method"] not in ("GET", "HEAD"):
+            await error(send, 405, "method_not_allowed", "use GET")
+            return
+        query = dict(parse_qsl(scope["query_string"].decode("latin-1")))
+        judged = self.intake.judge([query], self.sender(scope), via="img")
+        try:
+            await self.store_judged(judged)
+        except StoreUnavailable:
+            await error(send, 503, "store_unavailable", "not stored; send again later")
+            return
+        if judged.rejections:
+            rejection = judged.rejections[0]
+            await error(send, 400, rejection.reason, rejection.detail)
+            return
+        await respond(send, 200, GIF, GIF_HEADERS)
+
+
+class Ping(Receiver):
+    """``POST /ping?t=TOKEN``, sent by the browser for ``<a ping>``."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["method"] != "POST":
+            await error(send, 405, "method_not_allowed", "use POST")
+            return
+        sender = self.sender(scope)
+        try:
+            await read_body(receive, 1024)  # "PING"; nothing in it we need
+        except BodyTooLarge:
+            await self.refuse_request(send, sender, 413, "body_too_large", "a ping has no body")
+            return
+        query = dict(parse_qsl(scope["query_string"].decode("latin-1")))
+        event = {
+            "id": new_event_id(),  # a ping is sent once and never retried
+            "kind": "click",
+            "token": query.get("t", ""),
+            "page": _text(header(scope, b"ping-from")),
+            "dest": _text(header(scope, b"ping-to")),
+        }
+        judged = self.intake.judge([event], sender, via="ping")
+        try:
+            await self.store_judged(judged)
+        except StoreUnavailable:
+            await error(send, 503, "store_unavailable", "not stored")
+            return
+        if judged.rejections:
+            rejection = judged.rejections[0]
+            await error(send, 400, rejection.reason, rejection.detail)
+            return
+        await respond(send, 204, b"", [*NO_STORE, *CORS])
+
+
+def _text(value: bytes | None) -> str | None:
+    return value.decode("latin-1") if value is not None else None
+
+
+def _origin_of(url: str) -> str | None:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else None

@@ -1,0 +1,61 @@
+"""Settings: defaults, then a TOML file, then ``CLICKTHRU_*`` environment variables,
+then command-line options; each later source wins."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+ENV_PREFIX = "CLICKTHRU_"
+DEFAULT_CONFIG_FILE = "clickthru.toml"
+
+
+class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    host: str = "127.0.0.1"
+    port: int = 8787
+    store: str = "clickthru.db"  # a SQLite path, or sqlite:///path
+    workers: int = 1
+    # Use X-Forwarded-For for the visitor key; only behind a proxy you run.
+    trust_forwarded_for: bool = False
+    max_body_bytes: int = 64 * 1024
+    max_batch_events: int = 500
+    # Upper bound of events in one group commit.
+    commit_max_rows: int = 5000
+    log_level: str = "info"
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def load_settings(
+    config_file: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> Settings:
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    path = config_file or (
+        Path(env[ENV_PREFIX + "CONFIG"]) if ENV_PREFIX + "CONFIG" in env else None
+    )
+    if path is None and Path(DEFAULT_CONFIG_FILE).is_file():
+        path = Path(DEFAULT_CONFIG_FILE)
+    if path is not None:
+        try:
+            values.update(msgspec.toml.decode(path.read_bytes()))
+        except (OSError, msgspec.DecodeError) as error:
+            raise ConfigError(f"cannot read {path}: {error}") from error
+    fields = set(Settings.__struct_fields__)
+    for name, value in env.items():
+        if name.startswith(ENV_PREFIX) and name[len(ENV_PREFIX) :].lower() in fields:
+            values[name[len(ENV_PREFIX) :].lower()] = value
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        # strict=False: environment values are strings ("8787", "true").
+        return msgspec.convert(values, Settings, strict=False)
+    except msgspec.ValidationError as error:
+        raise ConfigError(f"bad setting: {error}") from error

@@ -1,0 +1,53 @@
+"""The collector's in-memory view of registered sites, kept fresh from the store."""
+
+from __future__ import annotations
+
+import hmac
+import time
+from typing import Final
+
+from clickthru.store import Site, Store, hash_api_key
+
+REFRESH_EVERY: Final = 10.0  # seconds: rotations and new origins take effect this fast
+REFRESH_ON_MISS_EVERY: Final = 1.0  # an unknown site/key re-reads at most this often
+
+
+class SiteRegistry:
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._sites: dict[str, Site] = {}
+        self._secrets: dict[tuple[str, str], bytes] = {}
+        self._loaded_at = float("-inf")
+
+    def refresh(self) -> None:
+        sites = {site.name: site for site in self._store.sites()}
+        self._secrets = {
+            (site.name, key.key_id): key.secret
+            for site in sites.values()
+            for key in site.keys
+            if key.retired_at is None
+        }
+        self._sites = sites
+        self._loaded_at = time.monotonic()
+
+    def _maybe_refresh(self, missed: bool) -> None:
+        age = time.monotonic() - self._loaded_at
+        if age > REFRESH_EVERY or (missed and age > REFRESH_ON_MISS_EVERY):
+            self.refresh()
+
+    def secret(self, site: str, key_id: str) -> bytes | None:
+        """A ``tokens.KeyLookup``: the secret that verifies this site's key id."""
+        self._maybe_refresh(missed=False)
+        found = self._secrets.get((site, key_id))
+        if found is None:
+            self._maybe_refresh(missed=True)
+            found = self._secrets.get((site, key_id))
+        return found
+
+    def origin_allowed(self, site: str, origin: str) -> bool:
+        known = self._sites.get(site)
+        return known is not None and origin in known.origins
+
+    def api_key_valid(self, site: str, api_key: str) -> bool:
+        known = self._sites.get(site)
+        return known is not None and hmac.compare_digest(known.api_key_hash, hash_api_key(api_key))

@@ -1,0 +1,358 @@
+"""The embedded store: one SQLite file in WAL mode.
+
+One writer thread owns the write connection and takes batches from a queue.  Whatever
+piles up while a commit is being flushed to disk goes into the next transaction (group
+commit), so the cost of the fsync is shared by every request waiting on it.  A request's
+future is resolved only after its transaction has committed with ``synchronous=FULL``.
+Reads and administration use connections of their own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import queue
+import secrets
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from clickthru.store import (
+    Batch,
+    ClickCount,
+    CommitObserver,
+    NewSite,
+    Site,
+    SiteKey,
+    StoreError,
+    WriteResult,
+    hash_api_key,
+)
+
+log = logging.getLogger(__name__)
+
+INSERT_EVENT = (
+    "INSERT OR IGNORE INTO events (id, kind, site, list_id, item, position, placement, key_id,"
+    " issued_at, client_ts, received_at, page, dest, via, origin, bot, visitor)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+INSERT_REJECT = (
+    "INSERT INTO rejects (received_at, reason, detail, site, origin, input)"
+    " VALUES (?, ?, ?, ?, ?, ?)"
+)
+BUSY_TIMEOUT_MS = 10_000
+
+
+def connect(path: str) -> sqlite3.Connection:
+    """A connection with the settings every clickthru connection needs."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA journal_mode = WAL")
+    # FULL: a commit is fsynced before it returns, so an acknowledgement survives power loss.
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    return conn
+
+
+def migrations() -> list[tuple[int, str]]:
+    """The numbered schema scripts shipped with the package, in order."""
+    folder = resources.files("clickthru.store") / "migrations"
+    found = [
+        (int(entry.name.split("_", 1)[0]), entry.read_text("utf-8"))
+        for entry in folder.iterdir()
+        if entry.name.endswith(".sql")
+    ]
+    return sorted(found)
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Apply the migrations this file has not seen yet; returns the schema version."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        version: int = conn.execute("PRAGMA user_version").fetchone()[0]
+        for number, script in migrations():
+            if number > version:
+                # executescript would commit our transaction; run statement by statement.
+                for statement in _statements(script):
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {number}")
+                version = number
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return version
+
+
+def _statements(script: str) -> list[str]:
+    statements, current = [], ""
+    for line in script.splitlines(keepends=True):
+        current += line
+        if sqlite3.complete_statement(current):
+            statements.append(current)
+            current = ""
+    return [s for s in statements if s.strip()]
+
+
+@dataclass(slots=True)
+class _Job:
+    batch: Batch
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[WriteResult]
+
+
+def _resolve(future: asyncio.Future[WriteResult], result: WriteResult | BaseException) -> None:
+    if future.done():  # the request was cancelled (client went away); nothing to tell
+        return
+    if isinstance(result, BaseException):
+        future.set_exception(result)
+    else:
+        future.set_result(result)
+
+
+@dataclass
+class _Writer:
+    """The thread that owns the write connection."""
+
+    path: str
+    max_batch_rows: int
+    on_commit: CommitObserver | None
+    jobs: queue.SimpleQueue[_Job | None] = field(default_factory=queue.SimpleQueue)
+    thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        conn = connect(self.path)
+        migrate(conn)
+        self.thread = threading.Thread(
+            target=self._run, args=(conn,), name="clickthru-writer", daemon=True
+        )
+        self.thread.start()
+
+    def stop(self) -> None:
+        if self.thread is not None:
+            self.jobs.put(None)
+            self.thread.join()
+            self.thread = None
+
+    def _run(self, conn: sqlite3.Connection) -> None:
+        try:
+            stopping = False
+            while not stopping:
+                first = self.jobs.get()
+                if first is None:
+                    break
+                group, rows = [first], len(first.batch.events)
+                while rows < self.max_batch_rows:
+                    try:
+                        job = self.jobs.get_nowait()
+                    except queue.Empty:
+                        break
+                    if job is None:
+                        stopping = True
+                        break
+                    group.append(job)
+                    rows += len(job.batch.events)
+                self._commit_group(conn, group, rows)
+        finally:
+            conn.close()
+
+    def _commit_group(self, conn: sqlite3.Connection, group: list[_Job], rows: int) -> None:
+        started = time.perf_counter()
+        try:
+            results = self._transaction(conn, group)
+        except sqlite3.Error as error:
+            if len(group) == 1:
+                log.error("commit failed: %s", error)
+                results = [StoreError(f"commit failed: {error}")]
+            else:
+                # Commit one by one so a single bad job cannot fail its neighbours.
+                log.warning("group commit failed (%s); retrying jobs one by one", error)
+                for job in group:
+                    self._commit_group(conn, [job], len(job.batch.events))
+                return
+        if self.on_commit is not None:
+            self.on_commit(rows, time.perf_counter() - started)
+        for job, result in zip(group, results, strict=True):
+            job.loop.call_soon_threadsafe(_resolve, job.future, result)
+
+    @staticmethod
+    def _transaction(conn: sqlite3.Connection, group: list[_Job]) -> list[WriteResult | Exception]:
+        results: list[WriteResult | Exception] = []
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for job in group:
+                before = conn.total_changes
+                if job.batch.events:
+                    conn.executemany(INSERT_EVENT, job.batch.events)
+                inserted = conn.total_changes - before
+                if job.batch.rejects:
+                    conn.executemany(INSERT_REJECT, job.batch.rejects)
+                results.append(WriteResult(inserted, len(job.batch.events) - inserted))
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return results
+
+
+class SQLiteStore:
+    """The default store. Safe to open from several processes on one machine."""
+
+    def __init__(self, path: str | Path, *, max_batch_rows: int = 5000) -> None:
+        self.path = str(path)
+        self._writer = _Writer(self.path, max_batch_rows, None)
+        self._local = threading.local()
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def start(self, on_commit: CommitObserver | None = None) -> None:
+        self._writer.on_commit = on_commit
+        self._writer.start()
+
+    def close(self) -> None:
+        self._writer.stop()
+
+    def _conn(self) -> sqlite3.Connection:
+        """This thread's connection for reads and administration."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            try:
+                conn = connect(self.path)
+                migrate(conn)
+            except sqlite3.Error as error:
+                raise StoreError(f"cannot open the SQLite store {self.path!r}: {error}") from error
+            self._local.conn = conn
+        return conn
+
+    # -- writes ------------------------------------------------------------------------
+
+    async def write(self, batch: Batch) -> WriteResult:
+        if self._writer.thread is None:
+            raise StoreError("the store is not started")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[WriteResult] = loop.create_future()
+        self._writer.jobs.put(_Job(batch, loop, future))
+        return await future
+
+    async def check(self) -> None:
+        # An empty batch still takes the write lock and commits: the whole path is alive.
+        await self.write(Batch())
+
+    # -- sites -------------------------------------------------------------------------
+
+    def sites(self) -> list[Site]:
+        conn = self._conn()
+        keys: dict[str, list[SiteKey]] = {}
+        for site, key_id, secret, created, retired in conn.execute(
+            "SELECT site, key_id, secret, created_at, retired_at FROM site_keys"
+            " ORDER BY created_at DESC, key_id DESC"
+        ):
+            keys.setdefault(site, []).append(
+                SiteKey(key_id, bytes.fromhex(secret), created, retired)
+            )
+        return [
+            Site(name, tuple(json.loads(origins)), api_hash, tuple(keys.get(name, ())))
+            for name, origins, api_hash in conn.execute(
+                "SELECT name, origins, api_key_hash FROM sites ORDER BY name"
+            )
+        ]
+
+    def site(self, name: str) -> Site:
+        for site in self.sites():
+            if site.name == name:
+                return site
+        raise StoreError(f"no site named {name!r}")
+
+    def add_site(self, name: str, origins: list[str]) -> NewSite:
+        api_key = "ctk_" + secrets.token_urlsafe(24)
+        now = _now_ms()
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if conn.execute("SELECT 1 FROM sites WHERE name = ?", (name,)).fetchone():
+                raise StoreError(f"a site named {name!r} exists already")
+            conn.execute(
+                "INSERT INTO sites (name, origins, api_key_hash, created_at) VALUES (?, ?, ?, ?)",
+                (name, json.dumps(origins), hash_api_key(api_key), now),
+            )
+            conn.execute(
+                "INSERT INTO site_keys (site, key_id, secret, created_at) VALUES (?, ?, ?, ?)",
+                (name, "k1", secrets.token_hex(32), now),
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return NewSite(self.site(name), api_key)
+
+    def rotate_key(self, name: str) -> Site:
+        """A new signing key; the previous one still verifies, older ones are retired."""
+        site = self.site(name)
+        now = _now_ms()
+        number = 1 + max(int(k.key_id.removeprefix("k")) for k in site.keys)
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(
+                "INSERT INTO site_keys (site, key_id, secret, created_at) VALUES (?, ?, ?, ?)",
+                (name, f"k{number}", secrets.token_hex(32), now),
+            )
+            keep = site.signing_key.key_id
+            conn.execute(
+                "UPDATE site_keys SET retired_at = ?"
+                " WHERE site = ? AND key_id != ? AND key_id != ? AND retired_at IS NULL",
+                (now, name, keep, f"k{number}"),
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return self.site(name)
+
+    # -- visitor salts -------------------------------------------------------------------
+
+    def daily_salt(self, day: str) -> bytes:
+        """The salt for a UTC day (YYYY-MM-DD), shared by every collector on this file."""
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(
+                "INSERT OR IGNORE INTO salts (day, salt) VALUES (?, ?)",
+                (day, secrets.token_bytes(16)),
+            )
+            conn.execute("DELETE FROM salts WHERE day < date(?, '-1 day')", (day,))
+            salt: bytes = conn.execute("SELECT salt FROM salts WHERE day = ?", (day,)).fetchone()[0]
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return salt
+
+    # -- reads -------------------------------------------------------------------------
+
+    def click_counts(
+        self, since_ms: int, until_ms: int, site: str | None = None
+    ) -> list[ClickCount]:
+        rows = self._conn().execute(
+            "SELECT site, placement, item, position,"
+            " sum(kind = 'click') AS clicks, sum(kind = 'view') AS views"
+            " FROM events WHERE received_at >= ? AND received_at < ? AND (? IS NULL OR site = ?)"
+            " AND kind IN ('click', 'view')"
+            " GROUP BY site, placement, item, position"
+            " ORDER BY site, placement, clicks DESC, position",
+            (since_ms, until_ms, site, site),
+        )
+        return [ClickCount(*row) for row in rows]
+
+    def count_events(self) -> int:
+        count: int = self._conn().execute("SELECT count(*) FROM events").fetchone()[0]
+        return count
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
