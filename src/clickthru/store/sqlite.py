@@ -10,6 +10,7 @@ Reads and administration use connections of their own.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import queue
@@ -35,10 +36,13 @@ from clickthru.store import (
 
 log = logging.getLogger(__name__)
 
+# ON CONFLICT(id), not OR IGNORE: only a repeated id is a duplicate; any other
+# constraint failure must fail the write, never pass for a duplicate.
 INSERT_EVENT = (
-    "INSERT OR IGNORE INTO events (id, kind, site, list_id, item, position, placement, key_id,"
+    "INSERT INTO events (id, kind, site, list_id, item, position, placement, key_id,"
     " issued_at, client_ts, received_at, page, dest, via, origin, bot, visitor)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (id) DO NOTHING"
 )
 INSERT_REJECT = (
     "INSERT INTO rejects (received_at, reason, detail, site, origin, input)"
@@ -164,7 +168,7 @@ class _Writer:
         started = time.perf_counter()
         try:
             results = self._transaction(conn, group)
-        except sqlite3.Error as error:
+        except Exception as error:  # the writer thread must outlive any one bad batch
             if len(group) == 1:
                 log.error("commit failed: %s", error)
                 results = [StoreError(f"commit failed: {error}")]
@@ -177,7 +181,9 @@ class _Writer:
         if self.on_commit is not None:
             self.on_commit(rows, time.perf_counter() - started)
         for job, result in zip(group, results, strict=True):
-            job.loop.call_soon_threadsafe(_resolve, job.future, result)
+            # RuntimeError: its event loop is closed, so nobody is waiting any more.
+            with contextlib.suppress(RuntimeError):
+                job.loop.call_soon_threadsafe(_resolve, job.future, result)
 
     @staticmethod
     def _transaction(conn: sqlite3.Connection, group: list[_Job]) -> list[WriteResult | Exception]:

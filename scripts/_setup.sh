@@ -1,0 +1,34 @@
+# Shared set-up for scripts/*: sourced, not run. Installs only what is missing.
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# Debian packages, installed once: ensure_debian COMMAND PACKAGE [COMMAND PACKAGE ...]
+ensure_debian() {
+  local missing=()
+  while [ $# -gt 0 ]; do
+    command -v "$1" >/dev/null 2>&1 || missing+=("$2")
+    shift 2
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "installing Debian packages: ${missing[*]}"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+}
+
+# The project's virtual environment with clickthru installed (editable) and EXTRAS.
+ensure_venv() {
+  local extras="${1:-}"
+  if [ ! -x .venv/bin/python ]; then
+    python3 -m venv .venv 2>/dev/null || {
+      as_root apt-get update -qq
+      as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+      python3 -m venv .venv
+    }
+  fi
+  .venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extras}"
+}

@@ -1,0 +1,145 @@
+"""Shared fixtures: a real collector process on a real SQLite file."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from clickthru import tokens
+from clickthru.store import NewSite
+from clickthru.store.sqlite import SQLiteStore
+
+SHOP_ORIGIN = "http://shop.test"
+OTHER_ORIGIN = "http://other.test"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+@dataclass
+class Collector:
+    """A `clickthru serve` subprocess and the file it stores into."""
+
+    db: Path
+    port: int = field(default_factory=free_port)
+    workers: int = 1
+    process: subprocess.Popen[bytes] | None = None
+    sites: dict[str, NewSite] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 15.0) -> None:
+        env = {**os.environ, "CLICKTHRU_LOG_LEVEL": "warning"}
+        command = [sys.executable, "-m", "clickthru", "--store", str(self.db), "serve"]
+        command += ["--port", str(self.port), "--workers", str(self.workers)]
+        self.process = subprocess.Popen(command, env=env, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"collector exited with {self.process.returncode}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("collector did not become healthy")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self.process = None
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no flush, nothing but what is already on disk."""
+        assert self.process is not None
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+        self.process = None
+
+    def token(self, site: str = "shop", **claims: Any) -> str:
+        key = self.sites[site].site.signing_key
+        values: dict[str, Any] = {
+            "list_id": "list-1",
+            "item": "book-1",
+            "position": 1,
+            "placement": "product-page-bottom",
+        }
+        values.update(claims)
+        return tokens.mint(site=site, key_id=key.key_id, secret=key.secret, **values)
+
+    def event(self, site: str = "shop", **fields: Any) -> dict[str, Any]:
+        claims = {
+            k: fields.pop(k) for k in ("list_id", "item", "position", "placement") if k in fields
+        }
+        event: dict[str, Any] = {
+            "id": new_id(),
+            "kind": "click",
+            "token": self.token(site, **claims),
+        }
+        event.update(page=f"{SHOP_ORIGIN}/book/a", dest=f"{SHOP_ORIGIN}/book/b", via="beacon")
+        event.update(fields)
+        return event
+
+    def post(self, body: Any, origin: str | None = SHOP_ORIGIN, **kwargs: Any) -> httpx.Response:
+        headers = {"content-type": "text/plain;charset=UTF-8", **kwargs.pop("headers", {})}
+        if origin:
+            headers["origin"] = origin
+        return httpx.post(f"{self.url}/e", json=body, headers=headers, timeout=10, **kwargs)
+
+    def query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+        """Read the store's file directly, as an operator would."""
+        with sqlite3.connect(f"file:{self.db}?mode=ro", uri=True) as conn:
+            return conn.execute(sql, params).fetchall()
+
+
+def make_collector(path: Path, workers: int = 1) -> Collector:
+    store = SQLiteStore(path / "clickthru.db")
+    collector = Collector(path / "clickthru.db", workers=workers)
+    collector.sites["shop"] = store.add_site("shop", [SHOP_ORIGIN])
+    collector.sites["other"] = store.add_site("other", [OTHER_ORIGIN])
+    return collector
+
+
+@pytest.fixture(scope="module")
+def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Collector]:
+    """One running collector for a module's tests; each test uses its own event ids."""
+    running = make_collector(tmp_path_factory.mktemp("collector"))
+    running.start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def fresh_collector(tmp_path: Path) -> Iterator[Collector]:
+    """A collector of the test's own, not yet started (for restarts and kills)."""
+    created = make_collector(tmp_path)
+    yield created
+    created.stop()

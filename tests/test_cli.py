@@ -1,0 +1,160 @@
+"""The `clickthru` command, run in-process on a real SQLite file."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from clickthru import tokens
+from clickthru.cli import cli
+from clickthru.store.sqlite import SQLiteStore
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "cli.db"
+
+
+def run(db: Path, *args: str) -> Result:
+    return CliRunner().invoke(cli, ["--store", str(db), *args], catch_exceptions=False)
+
+
+def test_site_add_prints_the_secrets_once_and_list_shows_the_site(db: Path) -> None:
+    added = run(
+        db,
+        "site",
+        "add",
+        "shop",
+        "--origin",
+        "https://Shop.example/",
+        "--origin",
+        "http://localhost:8000",
+    )
+    assert added.exit_code == 0, added.output
+    assert re.search(r"signing secret: [0-9a-f]{64}", added.output)
+    assert re.search(r"API key: +ctk_", added.output)
+    listed = run(db, "site", "list")
+    assert "shop\torigins: https://shop.example, http://localhost:8000\tkeys: k1" in listed.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["site", "add", "shop", "--origin", "shop.example"], "is not an origin"),
+        (["site", "add", "shop", "--origin", "https://shop.example/path"], "is not an origin"),
+        (["site", "add", "Bad Name", "--origin", "https://shop.example"], "lower-case"),
+        (["site", "rotate-key", "nowhere"], "no site named 'nowhere'"),
+        (
+            [
+                "token",
+                "--site",
+                "nowhere",
+                "--list-id",
+                "L",
+                "--item",
+                "i",
+                "--position",
+                "1",
+                "--placement",
+                "p",
+            ],
+            "no site named",
+        ),
+        (
+            [
+                "token",
+                "--site",
+                "x",
+                "--list-id",
+                "L",
+                "--item",
+                "i",
+                "--position",
+                "0",
+                "--placement",
+                "p",
+            ],
+            "0 is not in the range",
+        ),
+        (["report", "--since", "yesterday-ish"], "ISO date/time"),
+    ],
+)
+def test_bad_input_gets_a_clear_message_and_a_failing_exit(
+    db: Path, args: list[str], message: str
+) -> None:
+    result = run(db, *args)
+    assert result.exit_code != 0
+    assert message in result.output
+
+
+def test_a_second_site_with_the_same_name_is_refused(db: Path) -> None:
+    run(db, "site", "add", "shop", "--origin", "https://shop.example")
+    again = run(db, "site", "add", "shop", "--origin", "https://shop.example")
+    assert again.exit_code == 1 and "exists already" in again.output
+
+
+def test_minted_tokens_verify_with_the_stored_key_across_a_rotation(db: Path) -> None:
+    run(db, "site", "add", "shop", "--origin", "https://shop.example")
+    args = [
+        "token",
+        "--site",
+        "shop",
+        "--list-id",
+        "L1",
+        "--item",
+        "emma",
+        "--position",
+        "4",
+        "--placement",
+        "home",
+    ]
+    before = run(db, *args).output.strip()
+    rotated = run(db, "site", "rotate-key", "shop")
+    assert "signing key id: k2" in rotated.output
+    after = run(db, *args).output.strip()
+    keys = {(k.key_id): k.secret for k in SQLiteStore(db).site("shop").keys}
+
+    def lookup(site: str, key_id: str) -> bytes | None:
+        return keys.get(key_id) if site == "shop" else None
+
+    assert tokens.verify(before, lookup).key_id == "k1"
+    claims = tokens.verify(after, lookup)
+    assert (claims.key_id, claims.item, claims.position, claims.placement) == (
+        "k2",
+        "emma",
+        4,
+        "home",
+    )
+
+
+def test_report_counts_stored_clicks_and_views(db: Path) -> None:
+    import asyncio
+    import time
+
+    from clickthru.store import Batch, EventRow
+
+    store = SQLiteStore(db)
+    store.start()
+    now = int(time.time() * 1000)
+
+    def event(event_id: str, kind: str, item: str, position: int) -> EventRow:
+        return EventRow(event_id, kind, "shop", "L", item, position, "home", "k1", 0, None, now,
+                        None, None, "beacon", None, False, None)  # fmt: skip
+
+    rows = [
+        event("c-emma-1", "click", "emma", 1),
+        event("c-emma-2", "click", "emma", 1),
+        event("v-emma-1", "view", "emma", 1),
+        event("c-dune-1", "click", "dune", 2),
+    ]
+    asyncio.run(store.write(Batch(rows)))
+    store.close()
+    output = run(db, "report", "--since", "1h").output
+    lines = [line.split() for line in output.splitlines()]
+    assert ["shop", "home", "emma", "1", "2", "1"] in lines
+    assert ["shop", "home", "dune", "2", "1", "0"] in lines
+    assert "3 clicks, 1 views" in output
+    assert "no clicks" in run(db, "report", "--since", "2000-01-01", "--until", "2000-01-02").output
