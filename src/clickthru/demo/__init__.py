@@ -1,0 +1,1 @@
+"""The demo: a collector and two book shops showing recommendations, for ``clickthru demo``."""
