@@ -158,3 +158,11 @@ def test_report_counts_stored_clicks_and_views(db: Path) -> None:
     assert ["shop", "home", "dune", "2", "1", "0"] in lines
     assert "3 clicks, 1 views" in output
     assert "no clicks" in run(db, "report", "--since", "2000-01-01", "--until", "2000-01-02").output
+
+
+def test_site_origins_replaces_the_allowed_origins(db: Path) -> None:
+    run(db, "site", "add", "shop", "--origin", "https://shop.example")
+    changed = run(db, "site", "origins", "shop", "--origin", "https://new.example")
+    assert changed.output.strip() == "site shop: origins https://new.example"
+    assert SQLiteStore(db).site("shop").origins == ("https://new.example",)
+    assert run(db, "site", "origins", "nope", "--origin", "https://x.example").exit_code == 1

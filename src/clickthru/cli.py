@@ -118,12 +118,7 @@ def site_add(ctx: Context, name: str, origins: tuple[str, ...]) -> None:
         raise click.BadParameter(
             "lower-case letters, digits, - and _ (at most 63)", param_hint="NAME"
         )
-    cleaned = [origin.rstrip("/").lower() for origin in origins]
-    for origin in cleaned:
-        if not ORIGIN.match(origin):
-            raise click.BadParameter(
-                f"{origin!r} is not an origin like https://shop.example", param_hint="--origin"
-            )
+    cleaned = _origins(origins)
     store = open_store(ctx.settings().store)
     try:
         created = store.add_site(name, cleaned)
@@ -135,6 +130,32 @@ def site_add(ctx: Context, name: str, origins: tuple[str, ...]) -> None:
     click.echo(f"signing secret: {key.secret.hex()}")
     click.echo(f"API key:        {created.api_key}")
     click.echo("Keep the API key: it is stored only as a hash.")
+
+
+def _origins(origins: tuple[str, ...]) -> list[str]:
+    cleaned = [origin.rstrip("/").lower() for origin in origins]
+    for origin in cleaned:
+        if not ORIGIN.match(origin):
+            raise click.BadParameter(
+                f"{origin!r} is not an origin like https://shop.example", param_hint="--origin"
+            )
+    return cleaned
+
+
+@site.command("origins")
+@click.argument("name")
+@click.option(
+    "--origin", "origins", multiple=True, required=True, help="Allowed page origin (repeatable)."
+)
+@pass_context
+def site_origins(ctx: Context, name: str, origins: tuple[str, ...]) -> None:
+    """Replace the origins a site's pages may send events from."""
+    cleaned = _origins(origins)
+    try:
+        updated = open_store(ctx.settings().store).set_origins(name, cleaned)
+    except StoreError as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(f"site {name}: origins {', '.join(updated.origins)}")
 
 
 @site.command("list")

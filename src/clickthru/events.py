@@ -14,10 +14,11 @@ from typing import Annotated, Final, Literal
 import msgspec
 
 BROWSER_KINDS: Final = frozenset({"click", "view"})
-MAX_URL: Final = 2048
+MAX_URL: Final = 2048  # characters of a page or destination URL kept
 
 EventId = Annotated[str, msgspec.Meta(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
-Url = Annotated[str, msgspec.Meta(max_length=MAX_URL)]
+# Longer URLs are cut to MAX_URL when stored: a long query string must not cost a click.
+Url = str
 Via = Literal["beacon", "fetch", "img", "ping", "server"]
 
 

@@ -11,17 +11,26 @@ import time
 from collections.abc import Callable
 
 
+def utc_day(now: float | None = None) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(now))
+
+
 class VisitorKeys:
     def __init__(self, daily_salt: Callable[[str], bytes]) -> None:
         self._daily_salt = daily_salt
-        self._day = ""
-        self._salt = b""
+        self._current = ("", b"")  # (day, salt), swapped as one so threads never mix them
+
+    def prepare(self, day: str | None = None) -> None:
+        """Fetch the day's salt ahead of requests (off the event loop, by the caller)."""
+        day = day or utc_day()
+        if day != self._current[0]:
+            self._current = (day, self._daily_salt(day))
 
     def key(self, ip: str, user_agent: str, site: str, now: float | None = None) -> str:
-        day = time.strftime("%Y-%m-%d", time.gmtime(now))
-        if day != self._day:
-            self._salt, self._day = self._daily_salt(day), day
-        digest = hashlib.blake2b(
-            f"{ip}\n{user_agent}\n{site}".encode(), key=self._salt, digest_size=8
-        )
+        day = utc_day(now)
+        current_day, salt = self._current
+        if day != current_day:  # only until the day's first prepare(): one quick read
+            self.prepare(day)
+            salt = self._current[1]
+        digest = hashlib.blake2b(f"{ip}\n{user_agent}\n{site}".encode(), key=salt, digest_size=8)
         return digest.hexdigest()

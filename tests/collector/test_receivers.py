@@ -258,3 +258,11 @@ def test_health_and_metrics(collector: Collector) -> None:
 def test_wrong_methods_are_refused(collector: Collector) -> None:
     response = httpx.get(f"{collector.url}/e")
     assert response.status_code == 405 and response.json()["error"] == "method_not_allowed"
+
+
+def test_a_long_url_is_cut_not_refused(collector: Collector) -> None:
+    long_page = f"{SHOP_ORIGIN}/search?q=" + "x" * 5000
+    event = collector.event(page=long_page)
+    assert collector.post(event).json()["accepted"] == 1
+    [(page,)] = collector.query("SELECT page FROM events WHERE id = ?", event["id"])
+    assert page == long_page[:2048]

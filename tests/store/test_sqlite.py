@@ -118,5 +118,39 @@ def test_the_daily_salt_is_shared_and_old_salts_are_forgotten(store: SQLiteStore
     store.daily_salt("2026-11-03")
     with sqlite3.connect(store.path) as conn:
         days = [d for (d,) in conn.execute("SELECT day FROM salts ORDER BY day")]
-    assert days == ["2026-11-02", "2026-11-03"]
+    assert days == ["2026-11-03"]
     assert SQLiteStore(store.path).daily_salt("2026-11-03") == store.daily_salt("2026-11-03")
+
+
+def test_the_writer_survives_a_failing_observer_and_refuses_after_close(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "s.db")
+
+    def broken_observer(events: int, seconds: float) -> None:
+        raise ValueError("metrics backend is gone")
+
+    store.start(on_commit=broken_observer)
+
+    async def twice() -> tuple[int, int]:
+        first = await store.write(Batch([row("observed-1")]))
+        second = await store.write(Batch([row("observed-2")]))
+        return first.accepted, second.accepted
+
+    assert asyncio.run(twice()) == (1, 1)
+    store.close()
+    with pytest.raises(StoreError, match="not started"):
+        asyncio.run(store.write(Batch([row("too-late")])))
+
+
+def test_a_write_that_cannot_get_the_lock_times_out_instead_of_hanging(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "t.db", write_timeout=0.3)
+    store.start()
+    blocker = sqlite3.connect(store.path, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(StoreError, match="timed out"):
+            asyncio.run(store.write(Batch([row("blocked")])))
+    finally:
+        blocker.execute("ROLLBACK")
+    store.close()
+    # It committed once the lock was free: the client's retry will be a harmless duplicate.
+    assert store.count_events() == 1

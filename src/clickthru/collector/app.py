@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 from collections.abc import AsyncIterator
 
@@ -24,20 +25,39 @@ from clickthru.store import Store, open_store
 
 SETTINGS_ENV = "CLICKTHRU_RESOLVED_SETTINGS"  # how `serve` hands settings to worker processes
 HEALTH_TIMEOUT = 2.0
+MAINTENANCE_EVERY = 5.0  # seconds; below the registry's own refresh age, so it rarely reads
+
+log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings, store: Store | None = None) -> Starlette:
     store = store or open_store(settings.store)
     sites = SiteRegistry(store)
-    intake = Intake(sites, VisitorKeys(store.daily_salt))
+    visitors = VisitorKeys(store.daily_salt)
+    intake = Intake(sites, visitors)
+
+    def maintain() -> None:
+        """Reads the hot path would otherwise do on the event loop."""
+        sites.refresh()
+        visitors.prepare()
+
+    async def keep_fresh() -> None:
+        while True:
+            await asyncio.sleep(MAINTENANCE_EVERY)
+            try:
+                await asyncio.to_thread(maintain)
+            except Exception:
+                log.exception("refreshing sites and salts failed; trying again")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         store.start(on_commit=metrics.observe_commit)
-        sites.refresh()
+        maintain()
+        refresher = asyncio.create_task(keep_fresh())
         try:
             yield
         finally:
+            refresher.cancel()
             store.close()
 
     async def healthz(request: Request) -> Response:

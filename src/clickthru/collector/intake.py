@@ -13,7 +13,7 @@ import msgspec
 from crawlerdetect import CrawlerDetect
 
 from clickthru import tokens
-from clickthru.events import BROWSER_KINDS, IncomingEvent
+from clickthru.events import BROWSER_KINDS, MAX_URL, IncomingEvent
 from clickthru.privacy import VisitorKeys
 from clickthru.sites import SiteRegistry
 from clickthru.store import Batch, EventRow, RejectRow
@@ -119,8 +119,8 @@ class Intake:
             claims.issued_at,
             event.ts,
             received,
-            event.page,
-            event.dest,
+            event.page and event.page[:MAX_URL],
+            event.dest and event.dest[:MAX_URL],
             via or event.via,
             sender.origin,
             bot,

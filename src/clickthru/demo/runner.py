@@ -58,8 +58,8 @@ def signing_key(store: Store, shop: Shop, port: int, host: str) -> SiteKey:
     if shop.url not in site.origins:
         click.echo(
             f"warning: site {shop.site} is registered for {', '.join(site.origins)}; the"
-            f" collector will refuse clicks from {shop.url}. Use the earlier --shop-port,"
-            " or another --store file.",
+            f" collector will refuse clicks from {shop.url}. Use the earlier --shop-port, or"
+            f" clickthru site origins {shop.site} --origin {shop.url}",
             err=True,
         )
     return site.signing_key

@@ -118,6 +118,12 @@ def _resolve(future: asyncio.Future[WriteResult], result: WriteResult | BaseExce
         future.set_result(result)
 
 
+def _answer(job: _Job, result: WriteResult | BaseException) -> None:
+    # RuntimeError: its event loop is closed, so nobody is waiting any more.
+    with contextlib.suppress(RuntimeError):
+        job.loop.call_soon_threadsafe(_resolve, job.future, result)
+
+
 @dataclass
 class _Writer:
     """The thread that owns the write connection."""
@@ -141,6 +147,14 @@ class _Writer:
             self.jobs.put(None)
             self.thread.join()
             self.thread = None
+        # Whatever was queued behind the stop is answered, not left waiting forever.
+        while True:
+            try:
+                job = self.jobs.get_nowait()
+            except queue.Empty:
+                break
+            if job is not None:
+                _answer(job, StoreError("the store is closed"))
 
     def _run(self, conn: sqlite3.Connection) -> None:
         try:
@@ -178,12 +192,13 @@ class _Writer:
                 for job in group:
                     self._commit_group(conn, [job], len(job.batch.events))
                 return
-        if self.on_commit is not None:
-            self.on_commit(rows, time.perf_counter() - started)
         for job, result in zip(group, results, strict=True):
-            # RuntimeError: its event loop is closed, so nobody is waiting any more.
-            with contextlib.suppress(RuntimeError):
-                job.loop.call_soon_threadsafe(_resolve, job.future, result)
+            _answer(job, result)
+        if self.on_commit is not None:
+            try:
+                self.on_commit(rows, time.perf_counter() - started)
+            except Exception:  # an observer must never stop the writer
+                log.exception("commit observer failed")
 
     @staticmethod
     def _transaction(conn: sqlite3.Connection, group: list[_Job]) -> list[WriteResult | Exception]:
@@ -209,8 +224,13 @@ class _Writer:
 class SQLiteStore:
     """The default store. Safe to open from several processes on one machine."""
 
-    def __init__(self, path: str | Path, *, max_batch_rows: int = 5000) -> None:
+    def __init__(
+        self, path: str | Path, *, max_batch_rows: int = 5000, write_timeout: float = 30.0
+    ) -> None:
         self.path = str(path)
+        # A write still queued or blocked after this long fails; the client sends again,
+        # and if it did commit after all, the retry is a harmless duplicate.
+        self.write_timeout = write_timeout
         self._writer = _Writer(self.path, max_batch_rows, None)
         self._local = threading.local()
 
@@ -242,8 +262,13 @@ class SQLiteStore:
             raise StoreError("the store is not started")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[WriteResult] = loop.create_future()
+        # A timer, not asyncio.wait_for: no extra task per request on the hot path.
+        timer = loop.call_later(self.write_timeout, _resolve, future, StoreError("write timed out"))
         self._writer.jobs.put(_Job(batch, loop, future))
-        return await future
+        try:
+            return await future
+        finally:
+            timer.cancel()
 
     async def check(self) -> None:
         # An empty batch still takes the write lock and commits: the whole path is alive.
@@ -256,7 +281,7 @@ class SQLiteStore:
         keys: dict[str, list[SiteKey]] = {}
         for site, key_id, secret, created, retired in conn.execute(
             "SELECT site, key_id, secret, created_at, retired_at FROM site_keys"
-            " ORDER BY created_at DESC, key_id DESC"
+            " ORDER BY created_at DESC, CAST(substr(key_id, 2) AS INTEGER) DESC"
         ):
             keys.setdefault(site, []).append(
                 SiteKey(key_id, bytes.fromhex(secret), created, retired)
@@ -296,6 +321,13 @@ class SQLiteStore:
             raise
         return NewSite(self.site(name), api_key)
 
+    def set_origins(self, name: str, origins: list[str]) -> Site:
+        self.site(name)  # a clear error for an unknown site
+        self._conn().execute(
+            "UPDATE sites SET origins = ? WHERE name = ?", (json.dumps(origins), name)
+        )
+        return self.site(name)
+
     def rotate_key(self, name: str) -> Site:
         """A new signing key; the previous one still verifies, older ones are retired."""
         site = self.site(name)
@@ -325,13 +357,16 @@ class SQLiteStore:
     def daily_salt(self, day: str) -> bytes:
         """The salt for a UTC day (YYYY-MM-DD), shared by every collector on this file."""
         conn = self._conn()
+        found = conn.execute("SELECT salt FROM salts WHERE day = ?", (day,)).fetchone()
+        if found:  # the common case: a read, no write lock
+            return bytes(found[0])
         conn.execute("BEGIN IMMEDIATE")
         try:
             conn.execute(
                 "INSERT OR IGNORE INTO salts (day, salt) VALUES (?, ?)",
                 (day, secrets.token_bytes(16)),
             )
-            conn.execute("DELETE FROM salts WHERE day < date(?, '-1 day')", (day,))
+            conn.execute("DELETE FROM salts WHERE day < ?", (day,))
             salt: bytes = conn.execute("SELECT salt FROM salts WHERE day = ?", (day,)).fetchone()[0]
             conn.execute("COMMIT")
         except BaseException:
