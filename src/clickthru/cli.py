@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -80,15 +81,21 @@ def serve(ctx: Context, host: str | None, port: int | None, workers: int | None)
     )
     if settings.workers > 1:
         os.environ[SETTINGS_ENV] = msgspec.json.encode(settings).decode()
-        os.environ.setdefault(
-            "PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="clickthru-metrics-")
-        )
-        uvicorn.run(
-            "clickthru.collector.app:app_from_env",
-            factory=True,
-            workers=settings.workers,
-            **options,
-        )
+        # Workers add up their metrics through files here (prometheus-client's multiprocess mode).
+        metrics_dir = None
+        if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+            metrics_dir = tempfile.mkdtemp(prefix="clickthru-metrics-")
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+        try:
+            uvicorn.run(
+                "clickthru.collector.app:app_from_env",
+                factory=True,
+                workers=settings.workers,
+                **options,
+            )
+        finally:
+            if metrics_dir is not None:
+                shutil.rmtree(metrics_dir, ignore_errors=True)
     else:
         uvicorn.run(create_app(settings), **options)
 

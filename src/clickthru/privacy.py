@@ -18,19 +18,21 @@ def utc_day(now: float | None = None) -> str:
 class VisitorKeys:
     def __init__(self, daily_salt: Callable[[str], bytes]) -> None:
         self._daily_salt = daily_salt
-        self._current = ("", b"")  # (day, salt), swapped as one so threads never mix them
+        # (days since the epoch, salt), swapped as one so threads never mix them.
+        self._current = (-1, b"")
 
-    def prepare(self, day: str | None = None) -> None:
+    def prepare(self, now: float | None = None) -> None:
         """Fetch the day's salt ahead of requests (off the event loop, by the caller)."""
-        day = day or utc_day()
+        moment = time.time() if now is None else now
+        day = int(moment // 86400)
         if day != self._current[0]:
-            self._current = (day, self._daily_salt(day))
+            self._current = (day, self._daily_salt(utc_day(moment)))
 
     def key(self, ip: str, user_agent: str, site: str, now: float | None = None) -> str:
-        day = utc_day(now)
-        current_day, salt = self._current
-        if day != current_day:  # only until the day's first prepare(): one quick read
-            self.prepare(day)
+        moment = time.time() if now is None else now
+        day, salt = self._current
+        if int(moment // 86400) != day:  # only until the day's first prepare(): one quick read
+            self.prepare(moment)
             salt = self._current[1]
         digest = hashlib.blake2b(f"{ip}\n{user_agent}\n{site}".encode(), key=salt, digest_size=8)
         return digest.hexdigest()

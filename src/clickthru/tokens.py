@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import hmac
 import time
 from collections.abc import Callable
@@ -69,8 +68,9 @@ def _b64decode(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def _mac(secret: bytes, signed: str) -> bytes:
-    return hmac.new(secret, signed.encode("ascii"), hashlib.sha256).digest()[:MAC_BYTES]
+def _mac(secret: bytes, signed: str) -> str:
+    """The MAC as it appears in the token; compared as text, so it is never decoded."""
+    return _b64encode(hmac.digest(secret, signed.encode("ascii"), "sha256")[:MAC_BYTES])
 
 
 def mint(
@@ -96,7 +96,7 @@ def mint(
     issued = int(time.time() if now is None else now)
     claims = Claims(site, key_id, list_id, item, position, placement, issued, issued + ttl)
     signed = f"{VERSION}.{_b64encode(_encoder.encode(claims))}"
-    return f"{signed}.{_b64encode(_mac(secret, signed))}"
+    return f"{signed}.{_mac(secret, signed)}"
 
 
 def verify(token: str, keys: KeyLookup, *, now: float | None = None) -> Claims:
@@ -113,13 +113,14 @@ def verify(token: str, keys: KeyLookup, *, now: float | None = None) -> Claims:
         raise TokenError("token_malformed")
     try:
         claims = _decoder.decode(_b64decode(payload))
-        mac = _b64decode(mac_text)
     except (msgspec.DecodeError, binascii.Error, ValueError):
         raise TokenError("token_malformed") from None
     secret = keys(claims.site, claims.key_id)
     if secret is None:
         raise TokenError("token_unknown_key")
-    if not hmac.compare_digest(mac, _mac(secret, f"{VERSION}.{payload}")):
+    if not mac_text.isascii() or not hmac.compare_digest(
+        mac_text, _mac(secret, f"{VERSION}.{payload}")
+    ):
         raise TokenError("token_bad_signature")
     if (time.time() if now is None else now) > claims.expires_at:
         raise TokenError("token_expired")

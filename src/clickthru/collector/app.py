@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import sys
 from collections.abc import AsyncIterator
 
 import msgspec
@@ -13,8 +14,10 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from clickthru.collector import metrics
+from clickthru.collector.asgi import Receive, Scope, Send, error
 from clickthru.collector.intake import Intake
 from clickthru.collector.receivers import Beacon, Ping, Pixel
 from clickthru.collector.snippet import Snippet
@@ -25,12 +28,13 @@ from clickthru.store import Store, open_store
 
 SETTINGS_ENV = "CLICKTHRU_RESOLVED_SETTINGS"  # how `serve` hands settings to worker processes
 HEALTH_TIMEOUT = 2.0
+GIL_SWITCH_INTERVAL = 0.001
 MAINTENANCE_EVERY = 5.0  # seconds; below the registry's own refresh age, so it rarely reads
 
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings, store: Store | None = None) -> Starlette:
+def create_app(settings: Settings, store: Store | None = None) -> HotPaths:
     store = store or open_store(settings.store)
     sites = SiteRegistry(store)
     visitors = VisitorKeys(store.daily_salt)
@@ -51,6 +55,10 @@ def create_app(settings: Settings, store: Store | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # The writer thread gives up the GIL for every SQLite step and then waits for the
+        # busy event loop to hand it back; at Python's default 5 ms that wait, not the
+        # disk, paced group commits. 1 ms measured best (bench/ingest_vs_executemany.py).
+        sys.setswitchinterval(GIL_SWITCH_INTERVAL)
         store.start(on_commit=metrics.observe_commit)
         maintain()
         refresher = asyncio.create_task(keep_fresh())
@@ -74,16 +82,42 @@ def create_app(settings: Settings, store: Store | None = None) -> Starlette:
         return Response(body, headers={"content-type": content_type})
 
     routes = [
-        Route("/e", Beacon(intake, store, settings)),
-        Route("/p.gif", Pixel(intake, store, settings)),
-        Route("/ping", Ping(intake, store, settings)),
-        Route("/ct.js", Snippet()),
         Route("/healthz", healthz),
         Route("/metrics", metrics_text),
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    rest = Starlette(routes=routes, lifespan=lifespan)
+    return HotPaths(
+        {
+            "/e": Beacon(intake, store, settings),
+            "/p.gif": Pixel(intake, store, settings),
+            "/ping": Ping(intake, store, settings),
+            "/ct.js": Snippet(),
+        },
+        rest,
+    )
 
 
-def app_from_env() -> Starlette:
+class HotPaths:
+    """Sends the intake paths straight to their raw-ASGI endpoints and everything else
+    (and the lifespan) to Starlette: a beacon pays for no router or middleware."""
+
+    def __init__(self, paths: dict[str, ASGIApp], rest: Starlette) -> None:
+        self.paths = paths
+        self.rest = rest
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            endpoint = self.paths.get(scope["path"])
+            if endpoint is not None:
+                try:
+                    await endpoint(scope, receive, send)
+                except Exception:  # what Starlette's error middleware would have done
+                    log.exception("unhandled error on %s", scope["path"])
+                    await error(send, 500, "internal_error")
+                return
+        await self.rest(scope, receive, send)
+
+
+def app_from_env() -> HotPaths:
     """Factory for worker processes started by ``clickthru serve --workers N``."""
     return create_app(msgspec.json.decode(os.environ[SETTINGS_ENV], type=Settings))

@@ -56,9 +56,10 @@ class Intake:
         now = time.time()
         received = int(now * 1000)
         bot = self._bots.is_crawler(sender.user_agent) if sender.user_agent else False
+        visitors: dict[str, str] = {}  # per site: one sender, one key, however many events
         for index, item in enumerate(items):
             try:
-                row = self._accept(item, sender, via, now, received, bot)
+                row = self._accept(item, sender, via, now, received, bot, visitors)
             except _Refused as refused:
                 judged.rejections.append(Rejection(index, refused.reason, refused.detail))
                 judged.batch.rejects.append(
@@ -83,12 +84,22 @@ class Intake:
         )
 
     def _accept(
-        self, item: Any, sender: Sender, via: str | None, now: float, received: int, bot: bool
+        self,
+        item: Any,
+        sender: Sender,
+        via: str | None,
+        now: float,
+        received: int,
+        bot: bool,
+        visitors: dict[str, str],
     ) -> EventRow:
-        try:
-            event = msgspec.convert(item, IncomingEvent, strict=False)
-        except msgspec.ValidationError as error:
-            raise _Refused("invalid_event", str(error)) from None
+        if type(item) is IncomingEvent:  # already decoded and validated with the body
+            event = item
+        else:
+            try:
+                event = msgspec.convert(item, IncomingEvent, strict=False)
+            except msgspec.ValidationError as error:
+                raise _Refused("invalid_event", str(error)) from None
         try:
             claims = tokens.verify(event.token, self._sites.secret, now=now)
         except tokens.TokenError as error:
@@ -102,7 +113,11 @@ class Intake:
                     f"{sender.origin} is not an origin of {claims.site}",
                     claims.site,
                 )
-            visitor: str | None = self._visitors.key(sender.ip, sender.user_agent, claims.site, now)
+            visitor: str | None = visitors.get(claims.site)
+            if visitor is None:
+                visitor = visitors[claims.site] = self._visitors.key(
+                    sender.ip, sender.user_agent, claims.site, now
+                )
         else:  # serve: the recommendation service itself, with the site's API key
             if sender.api_key is None or not self._sites.api_key_valid(claims.site, sender.api_key):
                 raise _Refused("serve_needs_api_key", None, claims.site)

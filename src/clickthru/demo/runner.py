@@ -11,6 +11,7 @@ from types import FrameType
 
 import click
 import uvicorn
+from starlette.types import ASGIApp
 
 from clickthru.collector.app import create_app
 from clickthru.config import Settings
@@ -107,7 +108,7 @@ def run_demo(settings: Settings, shop_port: int) -> None:
     except StoreError as error:
         raise click.ClickException(str(error)) from error
     recommender = Recommender(load_catalogue())
-    apps = [
+    apps: list[ASGIApp] = [
         create_app(settings),  # after the sites exist: its registry loads them at start
         create_shop(ink, second, keys[ink.site], collector, recommender),
         create_shop(second, ink, keys[second.site], collector, recommender),

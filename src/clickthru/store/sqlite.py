@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
 import logging
 import queue
@@ -21,6 +22,7 @@ import time
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import BinaryIO
 
 from clickthru.store import (
     Batch,
@@ -109,8 +111,11 @@ class _Job:
     future: asyncio.Future[WriteResult]
 
 
-def _resolve(future: asyncio.Future[WriteResult], result: WriteResult | BaseException) -> None:
-    if future.done():  # the request was cancelled (client went away); nothing to tell
+Outcome = WriteResult | BaseException
+
+
+def _resolve(future: asyncio.Future[WriteResult], result: Outcome) -> None:
+    if future.done():  # timed out, or the client went away: nothing to tell
         return
     if isinstance(result, BaseException):
         future.set_exception(result)
@@ -118,10 +123,21 @@ def _resolve(future: asyncio.Future[WriteResult], result: WriteResult | BaseExce
         future.set_result(result)
 
 
-def _answer(job: _Job, result: WriteResult | BaseException) -> None:
-    # RuntimeError: its event loop is closed, so nobody is waiting any more.
-    with contextlib.suppress(RuntimeError):
-        job.loop.call_soon_threadsafe(_resolve, job.future, result)
+def _resolve_all(answers: list[tuple[asyncio.Future[WriteResult], Outcome]]) -> None:
+    for future, result in answers:
+        _resolve(future, result)
+
+
+def _answer(jobs: list[_Job], results: list[Outcome]) -> None:
+    """Wake each event loop once per group, not once per request."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[WriteResult], Outcome]]]
+    by_loop = {}
+    for job, result in zip(jobs, results, strict=True):
+        by_loop.setdefault(job.loop, []).append((job.future, result))
+    for loop, answers in by_loop.items():
+        # RuntimeError: that event loop is closed, so nobody is waiting any more.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(_resolve_all, answers)
 
 
 @dataclass
@@ -137,8 +153,12 @@ class _Writer:
     def start(self) -> None:
         conn = connect(self.path)
         migrate(conn)
+        # Writers in several processes (workers) take turns through this lock: the kernel
+        # hands it over at once, where SQLite's busy handler sleeps for milliseconds and
+        # lets one process starve the other.
+        lock = open(f"{self.path}.writer-lock", "a+b")  # noqa: SIM115 (held for the thread's life)
         self.thread = threading.Thread(
-            target=self._run, args=(conn,), name="clickthru-writer", daemon=True
+            target=self._run, args=(conn, lock), name="clickthru-writer", daemon=True
         )
         self.thread.start()
 
@@ -154,9 +174,9 @@ class _Writer:
             except queue.Empty:
                 break
             if job is not None:
-                _answer(job, StoreError("the store is closed"))
+                _answer([job], [StoreError("the store is closed")])
 
-    def _run(self, conn: sqlite3.Connection) -> None:
+    def _run(self, conn: sqlite3.Connection, lock: BinaryIO) -> None:
         try:
             stopping = False
             while not stopping:
@@ -174,12 +194,18 @@ class _Writer:
                         break
                     group.append(job)
                     rows += len(job.batch.events)
-                self._commit_group(conn, group, rows)
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                try:
+                    self._commit_group(conn, group, rows)
+                finally:
+                    fcntl.flock(lock, fcntl.LOCK_UN)
         finally:
             conn.close()
+            lock.close()
 
     def _commit_group(self, conn: sqlite3.Connection, group: list[_Job], rows: int) -> None:
         started = time.perf_counter()
+        results: list[Outcome]
         try:
             results = self._transaction(conn, group)
         except Exception as error:  # the writer thread must outlive any one bad batch
@@ -192,8 +218,7 @@ class _Writer:
                 for job in group:
                     self._commit_group(conn, [job], len(job.batch.events))
                 return
-        for job, result in zip(group, results, strict=True):
-            _answer(job, result)
+        _answer(group, results)
         if self.on_commit is not None:
             try:
                 self.on_commit(rows, time.perf_counter() - started)
@@ -201,8 +226,8 @@ class _Writer:
                 log.exception("commit observer failed")
 
     @staticmethod
-    def _transaction(conn: sqlite3.Connection, group: list[_Job]) -> list[WriteResult | Exception]:
-        results: list[WriteResult | Exception] = []
+    def _transaction(conn: sqlite3.Connection, group: list[_Job]) -> list[Outcome]:
+        results: list[Outcome] = []
         conn.execute("BEGIN IMMEDIATE")
         try:
             for job in group:
