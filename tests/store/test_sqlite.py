@@ -154,3 +154,14 @@ def test_a_write_that_cannot_get_the_lock_times_out_instead_of_hanging(tmp_path:
     store.close()
     # It committed once the lock was free: the client's retry will be a harmless duplicate.
     assert store.count_events() == 1
+
+
+def test_a_large_batch_with_repeats_across_statement_chunks_counts_each_id_once(
+    store: SQLiteStore,
+) -> None:
+    store.start()
+    rows = [row(f"big-{i:04d}") for i in range(300)]
+    rows += [row("big-0003"), row("big-0250"), row("big-0299")]  # repeats in other chunks
+    result = asyncio.run(store.write(Batch(rows)))
+    assert (result.accepted, result.duplicates) == (300, 3)
+    assert store.count_events() == 300
