@@ -72,6 +72,7 @@ def serve(ctx: Context, host: str | None, port: int | None, workers: int | None)
         "log_level": settings.log_level,
         "access_log": False,
         "server_header": False,
+        "proxy_headers": False,  # X-Forwarded-For is ours to trust or not (trust_forwarded_for)
         "http": "httptools",
         "loop": "uvloop",
         "timeout_graceful_shutdown": 5,

@@ -277,6 +277,7 @@ class SQLiteStore:
         self.write_timeout = write_timeout
         self._writer = _Writer(self.path, max_batch_rows, None)
         self._local = threading.local()
+        self._migrated = False
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -293,7 +294,9 @@ class SQLiteStore:
         if conn is None:
             try:
                 conn = connect(self.path)
-                migrate(conn)
+                if not self._migrated:  # once per store: migrating takes the write lock
+                    migrate(conn)
+                    self._migrated = True
             except sqlite3.Error as error:
                 raise StoreError(f"cannot open the SQLite store {self.path!r}: {error}") from error
             self._local.conn = conn
