@@ -41,3 +41,22 @@ def test_bad_settings_are_named(
     config.write_text(content)
     with pytest.raises(ConfigError, match=message):
         load_settings(config, env)
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"CLICKTHRU_WORKERS": "0"},
+        {"CLICKTHRU_PORT": "70000"},
+        {"CLICKTHRU_MAX_BODY_BYTES": "10"},
+        {"CLICKTHRU_LOG_LEVEL": "loud"},
+    ],
+)
+def test_out_of_range_settings_are_refused(tmp_path: Path, env: dict[str, str]) -> None:
+    with pytest.raises(ConfigError, match="bad setting"):
+        load_settings(None, env)
+
+
+def test_a_named_settings_file_that_is_missing_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no settings file"):
+        load_settings(tmp_path / "absent.toml", {})

@@ -37,6 +37,9 @@ class Context:
 
 
 pass_context = click.make_pass_decorator(Context)
+origins_option = click.option(
+    "--origin", "origins", multiple=True, required=True, help="Allowed page origin (repeatable)."
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -116,9 +119,7 @@ def site() -> None:
 
 @site.command("add")
 @click.argument("name")
-@click.option(
-    "--origin", "origins", multiple=True, required=True, help="Allowed page origin (repeatable)."
-)
+@origins_option
 @pass_context
 def site_add(ctx: Context, name: str, origins: tuple[str, ...]) -> None:
     """Register a site; prints its signing secret and API key once."""
@@ -152,9 +153,7 @@ def _origins(origins: tuple[str, ...]) -> list[str]:
 
 @site.command("origins")
 @click.argument("name")
-@click.option(
-    "--origin", "origins", multiple=True, required=True, help="Allowed page origin (repeatable)."
-)
+@origins_option
 @pass_context
 def site_origins(ctx: Context, name: str, origins: tuple[str, ...]) -> None:
     """Replace the origins a site's pages may send events from."""

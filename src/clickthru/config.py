@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -14,18 +14,21 @@ ENV_PREFIX = "CLICKTHRU_"
 DEFAULT_CONFIG_FILE = "clickthru.toml"
 
 
+Positive = Annotated[int, msgspec.Meta(ge=1)]
+
+
 class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     host: str = "127.0.0.1"
-    port: int = 8787
+    port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8787
     store: str = "clickthru.db"  # a SQLite path, or sqlite:///path
-    workers: int = 1
+    workers: Positive = 1
     # Use X-Forwarded-For for the visitor key; only behind a proxy you run.
     trust_forwarded_for: bool = False
-    max_body_bytes: int = 64 * 1024
-    max_batch_events: int = 500
+    max_body_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 64 * 1024
+    max_batch_events: Positive = 500
     # Upper bound of events in one group commit.
-    commit_max_rows: int = 5000
-    log_level: str = "info"
+    commit_max_rows: Positive = 5000
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
 
 
 class ConfigError(ValueError):
@@ -45,6 +48,8 @@ def load_settings(
     if path is None and Path(DEFAULT_CONFIG_FILE).is_file():
         path = Path(DEFAULT_CONFIG_FILE)
     if path is not None:
+        if not path.is_file():
+            raise ConfigError(f"no settings file at {path}")
         try:
             values.update(msgspec.toml.decode(path.read_bytes()))
         except (OSError, msgspec.DecodeError) as error:

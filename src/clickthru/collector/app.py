@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings, store: Store | None = None) -> HotPaths:
-    store = store or open_store(settings.store)
+    store = store or open_store(settings.store, commit_max_rows=settings.commit_max_rows)
     sites = SiteRegistry(store)
     visitors = VisitorKeys(store.daily_salt)
     intake = Intake(sites, visitors)

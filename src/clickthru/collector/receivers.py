@@ -186,7 +186,7 @@ class Pixel(Receiver):
     """``GET /p.gif?id=...&kind=click&token=...``: answers a 1x1 GIF once stored."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["method"] not in ("GET", "HEAD"):
+        if scope["method"] != "GET":  # not HEAD: a prefetcher's probe is not a click
             await error(send, 405, "method_not_allowed", "use GET")
             return
         query = dict(parse_qsl(scope["query_string"].decode("latin-1")))

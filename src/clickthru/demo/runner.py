@@ -124,7 +124,10 @@ def run_demo(settings: Settings, shop_port: int) -> None:
         click.echo(f"{ink.title:<15} {ink.url}/")
         click.echo(f"{second.title:<15} {second.url}/")
         click.echo(f"{'Collector':<15} {collector}/healthz  (store {settings.store})")
-        click.echo("Click a recommendation, then run `clickthru report`. Ctrl+C stops.")
+        click.echo(
+            f"Click a recommendation, then: clickthru --store {settings.store} report."
+            " Ctrl+C stops."
+        )
 
     with _stop_on_signals(servers):
         asyncio.run(_serve(servers, started))
