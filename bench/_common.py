@@ -7,6 +7,7 @@ Not part of the test suite; nothing here is imported by ``clickthru`` itself.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -19,6 +20,8 @@ import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from clickthru.collector.app import SETTINGS_ENV
 
 SITE = "bench"
 SITE_ORIGIN = "http://127.0.0.1:9999"
@@ -154,19 +157,22 @@ def stop(proc: subprocess.Popen[bytes], grace_s: float = 10) -> None:
         proc.wait(5)
 
 
-def collector_argv(store: Path, port: int, workers: int) -> list[str]:
+SERVERS = ("uvicorn", "granian")
+
+
+def collector_argv(store: Path, port: int, workers: int, server: str = "uvicorn") -> list[str]:
+    """``clickthru serve`` (uvicorn); or the same app under granian, to compare servers."""
+    if server == "granian":
+        return [
+            sys.executable, "-m", "granian", "--interface", "asgi", "--factory",
+            "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
+            "--loop", "uvloop", "--no-access-log", "--log-level", "warning",
+            "clickthru.collector.app:app_from_env",
+        ]  # fmt: skip
     return [
-        sys.executable,
-        "-m",
-        "clickthru",
-        "--store",
-        str(store),
-        "serve",
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-    ]
+        sys.executable, "-m", "clickthru", "--store", str(store),
+        "serve", "--port", str(port), "--workers", str(workers),
+    ]  # fmt: skip
 
 
 @contextlib.contextmanager
@@ -177,15 +183,18 @@ def collector(
     log: Path,
     env: Mapping[str, str] | None = None,
     cpus: set[int] | None = None,
+    server: str = "uvicorn",
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """A running ``clickthru serve``, healthy, stopped on exit."""
+    """A running collector, healthy, stopped on exit."""
     full_env = {**os.environ, "CLICKTHRU_LOG_LEVEL": "warning", **(env or {})}
+    # What `clickthru serve` hands its workers; granian's workers read it the same way.
+    full_env[SETTINGS_ENV] = json.dumps({"store": str(store), "log_level": "warning"})
     if workers > 1:
-        # `serve` would make one under /tmp and leave it; keep it with the run instead.
+        # Kept with the run, so a killed run leaves nothing behind in /tmp.
         metrics_dir = log.parent / f"metrics-{port}"
         metrics_dir.mkdir(exist_ok=True)
         full_env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(metrics_dir))
-    proc = start(collector_argv(store, port, workers), log, full_env, cpus)
+    proc = start(collector_argv(store, port, workers, server), log, full_env, cpus)
     try:
         wait_http(f"http://127.0.0.1:{port}/healthz", 30, proc)
         yield proc

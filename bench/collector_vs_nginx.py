@@ -22,6 +22,7 @@ Run (needs nginx and wrk on PATH; load goes to 127.0.0.1 only)::
     .venv/bin/python bench/collector_vs_nginx.py
     .venv/bin/python bench/collector_vs_nginx.py --workers 2 --duration 20
     .venv/bin/python bench/collector_vs_nginx.py --server-cpus 0 --wrk-cpus 1 --workers 1
+    .venv/bin/python bench/collector_vs_nginx.py --servers uvicorn granian  # the server choice
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from pathlib import Path
 
 from _common import (
     BROWSER_HEADERS,
+    SERVERS,
     SITE_ORIGIN,
     SystemCpu,
     cli_token,
@@ -253,15 +255,22 @@ def bench_nginx(tmp: Path, port: int, script: Path, load: Load, cpus: set[int] |
 
 
 def bench_collector(
-    tmp: Path, workers: int, load: Load, browser_headers: bool, cpus: set[int] | None
+    tmp: Path,
+    workers: int,
+    load: Load,
+    browser_headers: bool,
+    cpus: set[int] | None,
+    server: str = "uvicorn",
 ) -> tuple[Result, int, int]:
     """Result, rows in ``events`` and rows in ``rejects`` after the collector stopped."""
-    store = tmp / f"bench-w{workers}.db"
+    name = f"{'collector' if server == 'uvicorn' else server} w={workers}"
+    store = tmp / f"bench-{server}-w{workers}.db"
     register_site(store)
     script = write_lua(tmp, cli_token(store), browser_headers)
     port = free_port()
-    with collector(store, port, workers, tmp / f"collector-w{workers}.log", cpus=cpus) as proc:
-        result = run_wrk(f"collector w={workers}", port, script, load, proc.pid)
+    log = tmp / f"{server}-w{workers}.log"
+    with collector(store, port, workers, log, cpus=cpus, server=server) as proc:
+        result = run_wrk(name, port, script, load, proc.pid)
     return result, count_rows(store, "events"), count_rows(store, "rejects")
 
 
@@ -276,6 +285,13 @@ def main() -> int:
         nargs="+",
         default=[1, 2],
         help="collector worker counts to run, one row each",
+    )
+    parser.add_argument(
+        "--servers",
+        nargs="+",
+        choices=SERVERS,
+        default=["uvicorn"],
+        help="ASGI servers to run the collector under (granian: pip install granian)",
     )
     parser.add_argument("-t", "--threads", type=int, default=2, help="wrk threads")
     parser.add_argument("-c", "--connections", type=int, default=64, help="wrk connections")
@@ -326,9 +342,10 @@ def main() -> int:
                     f" {logged} lines in its access log"
                 )
             print(f"  {result.name}: {result.ok_per_s:,.0f} req/s", flush=True)
-        for workers in args.workers:
+        runs = [(server, workers) for server in args.servers for workers in args.workers]
+        for server, workers in runs:
             result, rows, rejects = bench_collector(
-                tmp, workers, load, not args.minimal_headers, server_cpus
+                tmp, workers, load, not args.minimal_headers, server_cpus, server
             )
             results.append(result)
             good = rows >= result.figures["ok"] and rejects == 0
