@@ -1,16 +1,23 @@
-"""The `clickthru` command, run in-process on a real SQLite file."""
+"""The `clickthru` command on a real SQLite file: in-process, and `serve` as a process."""
 
 from __future__ import annotations
 
+import asyncio
 import re
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 from click.testing import CliRunner, Result
 
 from clickthru import tokens
 from clickthru.cli import cli
+from clickthru.store import Batch, EventRow
 from clickthru.store.sqlite import SQLiteStore
+from tests.conftest import free_port
 
 
 @pytest.fixture
@@ -131,11 +138,6 @@ def test_minted_tokens_verify_with_the_stored_key_across_a_rotation(db: Path) ->
 
 
 def test_report_counts_stored_clicks_and_views(db: Path) -> None:
-    import asyncio
-    import time
-
-    from clickthru.store import Batch, EventRow
-
     store = SQLiteStore(db)
     store.start()
     now = int(time.time() * 1000)
@@ -166,3 +168,35 @@ def test_site_origins_replaces_the_allowed_origins(db: Path) -> None:
     assert changed.output.strip() == "site shop: origins https://new.example"
     assert SQLiteStore(db).site("shop").origins == ("https://new.example",)
     assert run(db, "site", "origins", "nope", "--origin", "https://x.example").exit_code == 1
+
+
+def test_serve_explains_a_store_it_cannot_open(tmp_path: Path) -> None:
+    missing = tmp_path / "no" / "such" / "folder" / "events.db"
+    result = CliRunner().invoke(cli, ["--store", str(missing), "serve"])
+    assert result.exit_code == 1
+    assert "cannot open the SQLite store" in result.output
+
+
+def test_serve_takes_its_settings_from_a_toml_file_in_the_working_folder(tmp_path: Path) -> None:
+    port = free_port()
+    (tmp_path / "clickthru.toml").write_text(f'port = {port}\nstore = "from-toml.db"\n')
+    server = subprocess.Popen(
+        [sys.executable, "-m", "clickthru", "serve"], cwd=tmp_path, start_new_session=True
+    )
+    try:
+        deadline = time.monotonic() + 15
+        while not _healthy(f"http://127.0.0.1:{port}/healthz"):
+            assert server.poll() is None, "the collector exited"
+            assert time.monotonic() < deadline, "no collector on the configured port"
+            time.sleep(0.05)
+        assert (tmp_path / "from-toml.db").exists()
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return httpx.get(url).status_code == 200
+    except httpx.TransportError:
+        return False
