@@ -8,11 +8,14 @@ from typing import Final
 
 from clickthru.store import Site, Store, hash_api_key
 
-REFRESH_EVERY: Final = 10.0  # seconds: rotations and new origins take effect this fast
 REFRESH_ON_MISS_EVERY: Final = 1.0  # an unknown site/key re-reads at most this often
 
 
 class SiteRegistry:
+    """Refreshed by the collector's maintenance task every few seconds (off the event
+    loop); a lookup reads the store itself only for a key it does not know yet, as right
+    after a rotation."""
+
     def __init__(self, store: Store) -> None:
         self._store = store
         self._sites: dict[str, Site] = {}
@@ -30,17 +33,11 @@ class SiteRegistry:
         self._sites = sites
         self._loaded_at = time.monotonic()
 
-    def _maybe_refresh(self, missed: bool) -> None:
-        age = time.monotonic() - self._loaded_at
-        if age > REFRESH_EVERY or (missed and age > REFRESH_ON_MISS_EVERY):
-            self.refresh()
-
     def secret(self, site: str, key_id: str) -> bytes | None:
         """A ``tokens.KeyLookup``: the secret that verifies this site's key id."""
-        self._maybe_refresh(missed=False)
         found = self._secrets.get((site, key_id))
-        if found is None:
-            self._maybe_refresh(missed=True)
+        if found is None and time.monotonic() - self._loaded_at > REFRESH_ON_MISS_EVERY:
+            self.refresh()
             found = self._secrets.get((site, key_id))
         return found
 

@@ -18,7 +18,6 @@ Headers = list[tuple[bytes, bytes]]
 
 CORS: Headers = [(b"access-control-allow-origin", b"*")]
 NO_STORE: Headers = [(b"cache-control", b"no-store")]
-JSON: Headers = [(b"content-type", b"application/json")]
 
 
 class BodyTooLarge(Exception):
@@ -67,8 +66,11 @@ async def respond(send: Send, status: int, body: bytes, headers: Headers) -> Non
 _encode = msgspec.json.Encoder().encode
 
 
-async def respond_json(send: Send, status: int, data: Any, headers: Headers = CORS) -> None:
-    await respond(send, status, _encode(data), [*JSON, *NO_STORE, *headers])
+JSON_ANSWER: Headers = [(b"content-type", b"application/json"), *NO_STORE, *CORS]
+
+
+async def respond_json(send: Send, status: int, data: Any) -> None:
+    await respond(send, status, _encode(data), JSON_ANSWER)
 
 
 async def error(send: Send, status: int, reason: str, detail: str | None = None) -> None:

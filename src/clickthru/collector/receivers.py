@@ -21,6 +21,7 @@ from clickthru.collector.asgi import (
     CORS,
     NO_STORE,
     BodyTooLarge,
+    Headers,
     Receive,
     Scope,
     Send,
@@ -37,6 +38,8 @@ from clickthru.store import Store, WriteResult
 
 log = logging.getLogger(__name__)
 
+Response = tuple[int, bytes, Headers]  # status, body, headers
+
 READABLE_TYPES = frozenset({b"", b"text/plain", b"application/json"})
 PREFLIGHT = [
     *CORS,
@@ -46,15 +49,12 @@ PREFLIGHT = [
 ]
 GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
 GIF_HEADERS = [(b"content-type", b"image/gif"), *NO_STORE, *CORS]
+PING_HEADERS = [*NO_STORE, *CORS]
 
 _decode = msgspec.json.decode
 # The common case in one pass: valid events straight into structs. Anything else falls
 # back to a generic decode, so each event gets its own verdict.
 _decode_events = msgspec.json.Decoder(IncomingEvent | list[IncomingEvent]).decode
-
-
-class StoreUnavailable(Exception):
-    pass
 
 
 class Receiver:
@@ -87,17 +87,34 @@ class Receiver:
             api_key,
         )
 
-    async def store_judged(self, judged: Judged) -> WriteResult:
+    async def store_judged(self, send: Send, judged: Judged) -> WriteResult | None:
+        """Commit and count; None once a 503 is answered (nothing stored, send again)."""
         try:
             result = await self.store.write(judged.batch)
         except Exception as exc:
             log.error("store write failed: %s", exc)
-            raise StoreUnavailable from exc
+            await error(send, 503, "store_unavailable", "not stored; send again later")
+            return None
         metrics.ACCEPTED.inc(result.accepted)
-        metrics.DUPLICATES.inc(result.duplicates)
+        if result.duplicates:
+            metrics.DUPLICATES.inc(result.duplicates)
         for rejection in judged.rejections:
             metrics.REJECTED.labels(rejection.reason).inc()
         return result
+
+    async def store_one(
+        self, send: Send, event: dict[str, Any], sender: Sender, via: str, stored: Response
+    ) -> None:
+        """One event from a request that cannot carry a JSON answer (image, ping): the
+        ``stored`` answer once committed (or a duplicate), else the refusal's reason."""
+        judged = self.intake.judge([event], sender, via=via)
+        if await self.store_judged(send, judged) is None:
+            return
+        if judged.rejections:
+            rejection = judged.rejections[0]
+            await error(send, 400, rejection.reason, rejection.detail)
+            return
+        await respond(send, *stored)
 
     async def refuse_request(
         self, send: Send, sender: Sender, status: int, reason: str, detail: str, raw: bytes = b""
@@ -161,10 +178,8 @@ class Beacon(Receiver):
             )
             return
         judged = self.intake.judge(items, sender)
-        try:
-            result = await self.store_judged(judged)
-        except StoreUnavailable:
-            await error(send, 503, "store_unavailable", "not stored; send again later")
+        result = await self.store_judged(send, judged)
+        if result is None:
             return
         await respond_json(
             send,
@@ -190,17 +205,7 @@ class Pixel(Receiver):
             await error(send, 405, "method_not_allowed", "use GET")
             return
         query = dict(parse_qsl(scope["query_string"].decode("latin-1")))
-        judged = self.intake.judge([query], self.sender(scope), via="img")
-        try:
-            await self.store_judged(judged)
-        except StoreUnavailable:
-            await error(send, 503, "store_unavailable", "not stored; send again later")
-            return
-        if judged.rejections:
-            rejection = judged.rejections[0]
-            await error(send, 400, rejection.reason, rejection.detail)
-            return
-        await respond(send, 200, GIF, GIF_HEADERS)
+        await self.store_one(send, query, self.sender(scope), "img", (200, GIF, GIF_HEADERS))
 
 
 class Ping(Receiver):
@@ -224,17 +229,7 @@ class Ping(Receiver):
             "page": _text(header(scope, b"ping-from")),
             "dest": _text(header(scope, b"ping-to")),
         }
-        judged = self.intake.judge([event], sender, via="ping")
-        try:
-            await self.store_judged(judged)
-        except StoreUnavailable:
-            await error(send, 503, "store_unavailable", "not stored")
-            return
-        if judged.rejections:
-            rejection = judged.rejections[0]
-            await error(send, 400, rejection.reason, rejection.detail)
-            return
-        await respond(send, 204, b"", [*NO_STORE, *CORS])
+        await self.store_one(send, event, sender, "ping", (204, b"", PING_HEADERS))
 
 
 def _text(value: bytes | None) -> str | None:
