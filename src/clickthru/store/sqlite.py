@@ -21,6 +21,7 @@ import secrets
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -43,11 +44,6 @@ log = logging.getLogger(__name__)
 
 EVENT_COLUMNS = ", ".join(EventRow._fields)
 ONE_EVENT = "(" + ", ".join("?" * len(EventRow._fields)) + ")"
-# ON CONFLICT(id), not OR IGNORE: only a repeated id is a duplicate; any other
-# constraint failure must fail the write, never pass for a duplicate.
-INSERT_EVENT = (
-    f"INSERT INTO events ({EVENT_COLUMNS}) VALUES {ONE_EVENT} ON CONFLICT (id) DO NOTHING"
-)
 # Rows per multi-row INSERT: one SQLite step (and one GIL hand-off) per chunk instead of
 # per row; 125 x 17 parameters stays far below SQLite's limit of 32,766.
 EVENTS_PER_STATEMENT = 125
@@ -55,10 +51,16 @@ EVENTS_PER_STATEMENT = 125
 
 @functools.cache
 def insert_events(count: int) -> str:
-    """A multi-row INSERT of ``count`` events."""
+    """A multi-row INSERT of ``count`` events.
+
+    ON CONFLICT (id), not OR IGNORE: only a repeated id is a duplicate; any other
+    constraint failure must fail the write, never pass for a duplicate.
+    """
     values = ", ".join([ONE_EVENT] * count)
     return f"INSERT INTO events ({EVENT_COLUMNS}) VALUES {values} ON CONFLICT (id) DO NOTHING"
 
+
+INSERT_EVENT = insert_events(1)
 
 INSERT_REJECT = (
     "INSERT INTO rejects (received_at, reason, detail, site, origin, input)"
@@ -81,6 +83,19 @@ def connect(path: str) -> sqlite3.Connection:
     return conn
 
 
+@contextlib.contextmanager
+def write_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """BEGIN IMMEDIATE (take the write lock now), COMMIT, or ROLLBACK on any error."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
 def migrations() -> list[tuple[int, str]]:
     """The numbered schema scripts shipped with the package, in order."""
     folder = resources.files("clickthru.store") / "migrations"
@@ -94,8 +109,7 @@ def migrations() -> list[tuple[int, str]]:
 
 def migrate(conn: sqlite3.Connection) -> int:
     """Apply the migrations this file has not seen yet; returns the schema version."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with write_transaction(conn):
         version: int = conn.execute("PRAGMA user_version").fetchone()[0]
         for number, script in migrations():
             if number > version:
@@ -104,10 +118,6 @@ def migrate(conn: sqlite3.Connection) -> int:
                     conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {number}")
                 version = number
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
     return version
 
 
@@ -245,8 +255,7 @@ class _Writer:
     @staticmethod
     def _transaction(conn: sqlite3.Connection, group: list[_Job]) -> list[Outcome]:
         results: list[Outcome] = []
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with write_transaction(conn):
             for job in group:
                 before = conn.total_changes
                 events = job.batch.events
@@ -257,11 +266,6 @@ class _Writer:
                 if job.batch.rejects:
                     conn.executemany(INSERT_REJECT, job.batch.rejects)
                 results.append(WriteResult(inserted, len(job.batch.events) - inserted))
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
         return results
 
 
@@ -349,9 +353,7 @@ class SQLiteStore:
     def add_site(self, name: str, origins: list[str]) -> NewSite:
         api_key = "ctk_" + secrets.token_urlsafe(24)
         now = _now_ms()
-        conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with write_transaction(self._conn()) as conn:
             if conn.execute("SELECT 1 FROM sites WHERE name = ?", (name,)).fetchone():
                 raise StoreError(f"a site named {name!r} exists already")
             conn.execute(
@@ -362,10 +364,6 @@ class SQLiteStore:
                 "INSERT INTO site_keys (site, key_id, secret, created_at) VALUES (?, ?, ?, ?)",
                 (name, "k1", secrets.token_hex(32), now),
             )
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
         return NewSite(self.site(name), api_key)
 
     def set_origins(self, name: str, origins: list[str]) -> Site:
@@ -380,9 +378,7 @@ class SQLiteStore:
         site = self.site(name)
         now = _now_ms()
         number = 1 + max(int(k.key_id.removeprefix("k")) for k in site.keys)
-        conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with write_transaction(self._conn()) as conn:
             conn.execute(
                 "INSERT INTO site_keys (site, key_id, secret, created_at) VALUES (?, ?, ?, ?)",
                 (name, f"k{number}", secrets.token_hex(32), now),
@@ -393,10 +389,6 @@ class SQLiteStore:
                 " WHERE site = ? AND key_id != ? AND key_id != ? AND retired_at IS NULL",
                 (now, name, keep, f"k{number}"),
             )
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
         return self.site(name)
 
     # -- visitor salts -------------------------------------------------------------------
@@ -407,18 +399,13 @@ class SQLiteStore:
         found = conn.execute("SELECT salt FROM salts WHERE day = ?", (day,)).fetchone()
         if found:  # the common case: a read, no write lock
             return bytes(found[0])
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with write_transaction(conn):
             conn.execute(
                 "INSERT OR IGNORE INTO salts (day, salt) VALUES (?, ?)",
                 (day, secrets.token_bytes(16)),
             )
             conn.execute("DELETE FROM salts WHERE day < ?", (day,))
             salt: bytes = conn.execute("SELECT salt FROM salts WHERE day = ?", (day,)).fetchone()[0]
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
         return salt
 
     # -- reads -------------------------------------------------------------------------
