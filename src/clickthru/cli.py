@@ -17,7 +17,7 @@ import msgspec
 from clickthru import tokens
 from clickthru.config import ConfigError, Settings, load_settings
 from clickthru.report import click_table
-from clickthru.store import StoreError, open_store
+from clickthru.store import Store, StoreError, open_store
 
 ORIGIN = re.compile(r"^https?://[a-z0-9.-]+(:\d{1,5})?$|^https?://\[[0-9a-f:]+\](:\d{1,5})?$")
 SITE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -25,14 +25,27 @@ RELATIVE = re.compile(r"^(\d+)([mhd])$")
 
 
 class Context:
-    def __init__(self, config: Path | None, store: str | None) -> None:
+    def __init__(self, config: Path | None, store_url: str | None) -> None:
         self.config = config
-        self.store = store
+        self.store_url = store_url
 
     def settings(self, **overrides: Any) -> Settings:
         try:
-            return load_settings(self.config, store=self.store, **overrides)
+            return load_settings(self.config, store=self.store_url, **overrides)
         except ConfigError as error:
+            raise click.ClickException(str(error)) from error
+
+    def store(self) -> Store:
+        return open_store(self.settings().store)
+
+
+class Group(click.Group):
+    """Any command's StoreError becomes a clear message and exit status 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except StoreError as error:
             raise click.ClickException(str(error)) from error
 
 
@@ -42,7 +55,7 @@ origins_option = click.option(
 )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--config",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -68,7 +81,7 @@ def serve(ctx: Context, host: str | None, port: int | None, workers: int | None)
     from clickthru.collector.app import SETTINGS_ENV, create_app
 
     settings = ctx.settings(host=host, port=port, workers=workers)
-    _check_store(settings)
+    open_store(settings.store).count_events()  # fail early and clearly, before listening
     options: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,
@@ -104,14 +117,6 @@ def serve(ctx: Context, host: str | None, port: int | None, workers: int | None)
         uvicorn.run(create_app(settings), **options)
 
 
-def _check_store(settings: Settings) -> None:
-    """Fail early, with a clear message, if the store cannot be opened."""
-    try:
-        open_store(settings.store).count_events()
-    except StoreError as error:
-        raise click.ClickException(str(error)) from error
-
-
 @cli.group()
 def site() -> None:
     """Register customer sites and manage their keys."""
@@ -128,11 +133,7 @@ def site_add(ctx: Context, name: str, origins: tuple[str, ...]) -> None:
             "lower-case letters, digits, - and _ (at most 63)", param_hint="NAME"
         )
     cleaned = _origins(origins)
-    store = open_store(ctx.settings().store)
-    try:
-        created = store.add_site(name, cleaned)
-    except StoreError as error:
-        raise click.ClickException(str(error)) from error
+    created = ctx.store().add_site(name, cleaned)
     key = created.site.signing_key
     click.echo(f"site {name}: origins {', '.join(cleaned)}")
     click.echo(f"signing key id: {key.key_id}")
@@ -157,11 +158,7 @@ def _origins(origins: tuple[str, ...]) -> list[str]:
 @pass_context
 def site_origins(ctx: Context, name: str, origins: tuple[str, ...]) -> None:
     """Replace the origins a site's pages may send events from."""
-    cleaned = _origins(origins)
-    try:
-        updated = open_store(ctx.settings().store).set_origins(name, cleaned)
-    except StoreError as error:
-        raise click.ClickException(str(error)) from error
+    updated = ctx.store().set_origins(name, _origins(origins))
     click.echo(f"site {name}: origins {', '.join(updated.origins)}")
 
 
@@ -169,7 +166,7 @@ def site_origins(ctx: Context, name: str, origins: tuple[str, ...]) -> None:
 @pass_context
 def site_list(ctx: Context) -> None:
     """The registered sites."""
-    sites = open_store(ctx.settings().store).sites()
+    sites = ctx.store().sites()
     if not sites:
         click.echo("no sites yet: clickthru site add NAME --origin https://shop.example")
     for entry in sites:
@@ -182,12 +179,7 @@ def site_list(ctx: Context) -> None:
 @pass_context
 def site_rotate_key(ctx: Context, name: str) -> None:
     """A new signing key; tokens signed with the previous one still verify."""
-    store = open_store(ctx.settings().store)
-    try:
-        rotated = store.rotate_key(name)
-    except StoreError as error:
-        raise click.ClickException(str(error)) from error
-    key = rotated.signing_key
+    key = ctx.store().rotate_key(name).signing_key
     click.echo(f"signing key id: {key.key_id}")
     click.echo(f"signing secret: {key.secret.hex()}")
 
@@ -204,9 +196,8 @@ def token(
     ctx: Context, site_name: str, list_id: str, item: str, position: int, placement: str, ttl: int
 ) -> None:
     """Mint an attribution token with the site's current key."""
-    store = open_store(ctx.settings().store)
+    key = ctx.store().site(site_name).signing_key
     try:
-        key = store.site(site_name).signing_key
         click.echo(
             tokens.mint(
                 site=site_name,
@@ -219,7 +210,7 @@ def token(
                 ttl=ttl,
             )
         )
-    except (StoreError, ValueError) as error:
+    except ValueError as error:
         raise click.ClickException(str(error)) from error
 
 
@@ -234,8 +225,7 @@ def report(ctx: Context, since: str, until: str | None, site_name: str | None) -
     """Clicks and views per placement, item and position."""
     start = _parse_time(since, "--since")
     end = _parse_time(until, "--until") if until else int(time.time() * 1000) + 1
-    store = open_store(ctx.settings().store)
-    click.echo(click_table(store.click_counts(start, end, site_name)))
+    click.echo(click_table(ctx.store().click_counts(start, end, site_name)))
 
 
 def _parse_time(text: str, option: str) -> int:
