@@ -36,6 +36,28 @@ def new_id() -> str:
     return uuid.uuid4().hex
 
 
+def answers(url: str) -> bool:
+    """The URL answers 200 right now."""
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def wait_until_answering(
+    process: subprocess.Popen[bytes], *urls: str, timeout: float = 15.0
+) -> None:
+    """Until every URL answers 200; fails at once if the process exits meanwhile."""
+    deadline = time.monotonic() + timeout
+    while not all(answers(url) for url in urls):
+        if process.poll() is not None:
+            output = process.stdout.read().decode() if process.stdout else ""
+            raise RuntimeError(f"the server exited with {process.returncode}\n{output}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no answer from {', '.join(urls)} within {timeout} s")
+        time.sleep(0.05)
+
+
 @dataclass
 class Collector:
     """A `clickthru serve` subprocess and the file it stores into."""
@@ -55,17 +77,7 @@ class Collector:
         command = [sys.executable, "-m", "clickthru", "--store", str(self.db), "serve"]
         command += ["--port", str(self.port), "--workers", str(self.workers)]
         self.process = subprocess.Popen(command, env=env, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"collector exited with {self.process.returncode}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError("collector did not become healthy")
+        wait_until_answering(self.process, f"{self.url}/healthz", timeout=timeout)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -9,7 +9,6 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 from click.testing import CliRunner, Result
 
@@ -17,7 +16,7 @@ from clickthru import tokens
 from clickthru.cli import cli
 from clickthru.store import Batch, EventRow
 from clickthru.store.sqlite import SQLiteStore
-from tests.conftest import free_port
+from tests.conftest import free_port, wait_until_answering
 
 
 @pytest.fixture
@@ -184,19 +183,8 @@ def test_serve_takes_its_settings_from_a_toml_file_in_the_working_folder(tmp_pat
         [sys.executable, "-m", "clickthru", "serve"], cwd=tmp_path, start_new_session=True
     )
     try:
-        deadline = time.monotonic() + 15
-        while not _healthy(f"http://127.0.0.1:{port}/healthz"):
-            assert server.poll() is None, "the collector exited"
-            assert time.monotonic() < deadline, "no collector on the configured port"
-            time.sleep(0.05)
+        wait_until_answering(server, f"http://127.0.0.1:{port}/healthz")
         assert (tmp_path / "from-toml.db").exists()
     finally:
         server.terminate()
         server.wait(10)
-
-
-def _healthy(url: str) -> bool:
-    try:
-        return httpx.get(url).status_code == 200
-    except httpx.TransportError:
-        return False

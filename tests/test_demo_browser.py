@@ -22,6 +22,7 @@ import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Error, Page, sync_playwright
 
 from clickthru.tokens import Claims
+from tests.conftest import wait_until_answering
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -73,14 +74,6 @@ def _port_pair() -> tuple[int, int]:
     raise RuntimeError("no two adjacent free ports")
 
 
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1) as response:
-            return bool(response.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
-
-
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     db = tmp_path_factory.mktemp("demo") / "clickthru.db"
@@ -93,16 +86,12 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     command += ["--port", str(collector_port), "--shop-port", str(shop_port)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 15
-        while not (
-            _answers(f"http://127.0.0.1:{collector_port}/healthz")
-            and _answers(running.ink + "/")
-            and _answers(running.second + "/")
-        ):
-            if process.poll() is not None or time.monotonic() > deadline:
-                output = process.stdout.read().decode() if process.stdout else ""
-                pytest.fail(f"the demo did not start (exit {process.poll()}):\n{output}")
-            time.sleep(0.05)
+        wait_until_answering(
+            process,
+            f"http://127.0.0.1:{collector_port}/healthz",
+            running.ink + "/",
+            running.second + "/",
+        )
         yield running
     finally:
         # Ctrl+C, as a user would stop it: every server should shut down cleanly.
