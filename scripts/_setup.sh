@@ -32,3 +32,11 @@ ensure_venv() {
   fi
   .venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extras}"
 }
+
+# The snippet's pinned build tools (esbuild, terser), for the test that rebuilds ct.js.
+# Only tests and `npm run build` need them: clickthru itself ships the built file.
+ensure_snippet_tools() {
+  if [ ! -d snippet/node_modules ] || [ snippet/package-lock.json -nt snippet/node_modules ]; then
+    npm ci --prefix snippet --no-audit --no-fund --loglevel=error
+  fi
+}

@@ -1,0 +1,120 @@
+"""Fixtures for the snippet in a real Chromium: a customer's site, a real collector behind
+endpoints whose network can be made to fail, and the browser."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, sync_playwright
+
+from clickthru import tokens
+from clickthru.store.sqlite import SQLiteStore
+from tests.conftest import Collector
+from tests.faults import FaultyEndpoint
+from tests.snippet.site import Site
+
+GONE_HOST = "ct-gone.test"  # the browser cannot resolve this name
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-features=HttpsUpgrades,HttpsFirstBalancedModeAutoEnable",
+]
+RESOLVE_NOTHING = f"--host-resolver-rules=MAP {GONE_HOST} ~NOTFOUND"
+# What Chromium itself writes to the console when a request fails; not the page's doing.
+NETWORK_NOISE = ("Failed to load resource", "net::ERR_")
+
+
+@dataclass
+class World:
+    """The site, the collector and two endpoints in front of it, as one test sees them."""
+
+    site: Site
+    collector: Collector
+    a: FaultyEndpoint
+    b: FaultyEndpoint
+    errors: list[str] = field(default_factory=list)
+
+    def stored(self, kind: str = "click", list_id: str | None = None) -> list[tuple[Any, ...]]:
+        sql = "SELECT id, item, position, via FROM events WHERE kind = ?"
+        params: list[Any] = [kind]
+        if list_id is not None:
+            sql += " AND list_id = ?"
+            params.append(list_id)
+        with sqlite3.connect(f"file:{self.collector.db}?mode=ro", uri=True) as conn:
+            return conn.execute(sql, params).fetchall()
+
+    def watch(self, page: Page) -> Page:
+        """Collect what the page throws or logs as an error, Chromium's network noise aside."""
+
+        def on_console(message: ConsoleMessage) -> None:
+            if message.type == "error" and not any(n in message.text for n in NETWORK_NOISE):
+                self.errors.append(f"console: {message.text}")
+
+        page.on("console", on_console)
+        page.on("pageerror", lambda error: self.errors.append(f"pageerror: {error}"))
+        return page
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    directory = tmp_path_factory.mktemp("snippet")
+    site = Site(mint=lambda item, position: "")
+    site.start()
+    store = SQLiteStore(directory / "clickthru.db")
+    collector = Collector(directory / "clickthru.db")
+    collector.sites["shop"] = store.add_site("shop", [site.origin])
+    store.close()
+    key = collector.sites["shop"].site.signing_key
+
+    def mint(item: str, position: int) -> str:
+        list_id = item.rsplit("-book-", 1)[0]  # the site names items "<list>-book-<n>"
+        return tokens.mint(
+            site="shop", key_id=key.key_id, secret=key.secret, list_id=list_id,
+            item=item, position=position, placement="product-page-bottom",
+        )  # fmt: skip
+
+    site.mint = mint
+    collector.start()
+    a = FaultyEndpoint(collector.port)
+    b = FaultyEndpoint(collector.port)
+    a.start()
+    b.start()
+    yield World(site, collector, a, b)
+    a.stop()
+    b.stop()
+    collector.stop()
+    site.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[*CHROMIUM_ARGS, RESOLVE_NOTHING],
+            ignore_default_args=["--disable-back-forward-cache"],  # a real browser has one
+        )
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def context(browser: Browser, world: World) -> Iterator[BrowserContext]:
+    """A fresh visitor (empty localStorage); endpoints up again and no errors at the end."""
+    world.a.set_mode("up")
+    world.b.set_mode("up")
+    world.errors.clear()
+    created = browser.new_context()
+    yield created
+    created.close()
+    assert world.errors == []

@@ -1,0 +1,140 @@
+"""A customer's site for browser tests: shop pages that embed the self-hosted ``ct.js``,
+and a destination on another origin that the recommended links lead to.
+
+One server answers both: ``http://127.0.0.1:PORT`` is the shop and
+``http://localhost:PORT`` the destination, two origins as far as the browser goes.
+"""
+
+from __future__ import annotations
+
+import html
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+from clickthru.collector.snippet import snippet_source
+
+Mint = Callable[[str, int], str]  # (item, position) -> token
+
+# The test's own hook, before the snippet: the moment of each click, in the browser's clock.
+CLICK_CLOCK = """<script>
+const at = (event) => window.clickedAt && clickedAt(performance.timeOrigin + event.timeStamp);
+for (const type of ['click', 'auxclick', 'keydown']) addEventListener(type, at, true);
+</script>"""
+
+
+@dataclass
+class Page:
+    """What one shop page holds; each field is a query parameter of ``/shop``."""
+
+    endpoints: str = ""  # data-endpoints; empty: no snippet on the page
+    links: int = 4
+    ping: str = ""  # an <a ping> URL for every link
+    debug: bool = False
+    gpc: bool = False
+    gap: int = 0  # pixels of empty page before each link (views tests)
+    blank: bool = True  # a target=_blank twin beside each link
+    forget: bool = False  # empty the outbox before the snippet loads: nothing to replay
+    list_id: str = "list-1"
+
+    def query(self) -> str:
+        return urlencode({k: int(v) if isinstance(v, bool) else v for k, v in vars(self).items()})
+
+
+@dataclass
+class Site:
+    mint: Mint
+    arrivals: list[tuple[str, float]] = field(default_factory=list)  # (path, unix seconds)
+    server: ThreadingHTTPServer | None = None
+
+    @property
+    def port(self) -> int:
+        assert self.server is not None
+        return int(self.server.server_address[1])
+
+    @property
+    def origin(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def destination(self) -> str:
+        return f"http://localhost:{self.port}"
+
+    def url(self, page: Page) -> str:
+        return f"{self.origin}/shop?{page.query()}"
+
+    def arrived(self, path: str) -> bool:
+        return any(p == path for p, _ in self.arrivals)
+
+    def start(self) -> None:
+        site = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                parts = urlsplit(self.path)
+                if parts.path == "/ct.js":
+                    self.answer(200, snippet_source(), "text/javascript")
+                elif parts.path == "/shop":
+                    self.answer(200, site.shop_page(parse_qs(parts.query)), "text/html")
+                elif parts.path.startswith("/landing/"):
+                    site.arrivals.append((parts.path, time.time()))
+                    self.answer(200, b"<!doctype html><title>landed</title><p>landed", "text/html")
+                else:
+                    self.answer(404, b"not found", "text/plain")
+
+            def answer(self, status: int, body: bytes, content_type: str) -> None:
+                self.send_response(status)
+                self.send_header("content-type", content_type)
+                self.send_header("content-length", str(len(body)))
+                self.send_header("cache-control", "no-cache")
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+
+    def shop_page(self, query: dict[str, list[str]]) -> bytes:
+        def get(name: str, default: str = "") -> str:
+            return query.get(name, [default])[0]
+
+        list_id = get("list_id", "list-1")
+        gap = int(get("gap", "0"))
+        blank = get("blank", "1") == "1"
+        links = []
+        for position in range(1, int(get("links", "4")) + 1):
+            item = f"{list_id}-book-{position}"
+            token = html.escape(self.mint(item, position))
+            ping = f' ping="{html.escape(get("ping"))}?t={token}"' if get("ping") else ""
+            href = f"{self.destination}/landing/{item}"
+            row = f'<p style="margin-top:{gap}px"><a id="same-{position}" data-ct="{token}"'
+            row += f' href="{href}"{ping}>Book {position}</a>'
+            if blank:
+                row += f' <a id="blank-{position}" data-ct="{token}" href="{href}-blank"'
+                row += f' target="_blank"{ping}>(new tab)</a>'
+            links.append(row)
+        snippet = ""
+        if get("endpoints"):
+            options = "".join(f" data-{name}" for name in ("debug", "gpc") if get(name) == "1")
+            snippet = (
+                f'<script async src="/ct.js" data-endpoints="{html.escape(get("endpoints"))}"'
+                f"{options}></script>"
+            )
+        forget = "<script>localStorage.clear()</script>" if get("forget") == "1" else ""
+        page = (
+            "<!doctype html><meta charset=utf-8><title>shop</title>"
+            f"{CLICK_CLOCK}{forget}{snippet}<h1>Books</h1>{''.join(links)}"
+        )
+        return page.encode()

@@ -1,0 +1,52 @@
+"""The shipped ct.js is the build of snippet/src, within its size budget and its manners."""
+
+from __future__ import annotations
+
+import gzip
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from clickthru.collector.snippet import snippet_source
+
+SNIPPET = Path(__file__).parents[2] / "snippet"
+BUDGET = 1536  # bytes, minified and gzipped: PRODUCT.md's number to beat
+
+
+def test_the_shipped_file_is_the_build_of_its_source() -> None:
+    if not (SNIPPET / "node_modules" / ".bin" / "esbuild").exists():
+        pytest.fail("the snippet's build tools are missing: npm ci --prefix snippet")
+    npm = shutil.which("npm")
+    assert npm is not None, "npm is needed to rebuild the snippet"
+    built = subprocess.run(
+        [npm, "run", "--silent", "bundle"], cwd=SNIPPET, capture_output=True, check=True
+    ).stdout
+    assert built == snippet_source(), "ct.js is stale: run `npm run build --prefix snippet`"
+
+
+def test_it_fits_the_size_budget() -> None:
+    size = len(gzip.compress(snippet_source(), compresslevel=9))
+    assert size <= BUDGET, f"ct.js is {size} B gzipped, over the {BUDGET} B budget"
+
+
+@pytest.mark.parametrize(
+    "forbidden",
+    [
+        r"preventDefault",  # the visitor's navigation is never held
+        r"\.href\s*=|setAttribute\(\s*\"(href|target)",  # nor redirected
+        r"location\s*=|location\.(assign|replace)",
+        r"[\"']unload|beforeunload",  # these keep pages out of the back-forward cache
+        r"XMLHttpRequest",  # the only way to send synchronously
+        r"cookie",
+        r"\bwindow\.\w+\s*=",  # no globals
+    ],
+)
+def test_it_never_touches_navigation_or_the_page(forbidden: str) -> None:
+    sources = [snippet_source().decode()]
+    sources += [path.read_text() for path in sorted((SNIPPET / "src").glob("*.js"))]
+    for source in sources:
+        code = re.sub(r"//.*", "", source)  # comments may name what the code never does
+        assert not re.search(forbidden, code)
