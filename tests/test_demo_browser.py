@@ -171,7 +171,7 @@ def click_and_check(
     assert site == "ink-and-paper"
     assert list_id == claims.list_id
     assert (row_item, row_position, row_placement) == (item, position, placement)
-    assert via == "beacon"
+    assert via == "fetch"  # a keepalive fetch, as Chromium says in Sec-Fetch-Mode
     assert origin == demo.ink
     assert page_url == f"{demo.ink}/book/{BOOK}"
     assert dest == href

@@ -266,3 +266,24 @@ def test_a_long_url_is_cut_not_refused(collector: Collector) -> None:
     assert collector.post(event).json()["accepted"] == 1
     [(page,)] = collector.query("SELECT page FROM events WHERE id = ?", event["id"])
     assert page == long_page[:2048]
+
+
+def test_the_transport_is_read_from_the_browsers_fetch_mode_when_the_event_says_none(
+    collector: Collector,
+) -> None:
+    sent = {}
+    for mode, claimed in (("cors", None), ("no-cors", None), ("cors", "beacon"), (None, None)):
+        event = collector.event()
+        del event["via"]
+        if claimed:
+            event["via"] = claimed
+        headers = {"sec-fetch-mode": mode} if mode else {}
+        assert collector.post(event, headers=headers).status_code == 200
+        sent[(mode, claimed)] = event["id"]
+    via = {key: stored(collector, event_id)[0][6] for key, event_id in sent.items()}
+    assert via == {
+        ("cors", None): "fetch",
+        ("no-cors", None): "beacon",
+        ("cors", "beacon"): "beacon",  # what the event says comes first
+        (None, None): None,
+    }

@@ -29,6 +29,7 @@ class Sender:
     user_agent: str
     ip: str
     api_key: str | None = None
+    transport: str | None = None  # what the request's own headers show it was sent with
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +137,7 @@ class Intake:
             received,
             event.page and event.page[:MAX_URL],
             event.dest and event.dest[:MAX_URL],
-            via or event.via,
+            via or event.via or sender.transport,
             sender.origin,
             bot,
             visitor,
