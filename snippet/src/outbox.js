@@ -9,25 +9,25 @@ const MAX_AGE = 5 * 864e5; // 5 days: a token lives 7, a replay must arrive befo
 let memory = { q: [], d: {} };
 let persistent = 1;
 
+// Whatever reads the outbox sees it within its caps, which drop the oldest events first.
 export const load = () => {
+  let state = memory;
   try {
-    const state = persistent && JSON.parse(localStorage.getItem(STORAGE_KEY));
-    if (state && state.q) return state;
+    const stored = persistent && JSON.parse(localStorage.getItem(STORAGE_KEY));
+    if (stored && stored.q) state = stored;
   } catch {}
-  return memory;
-};
-
-// The caps drop the oldest events first.
-export const save = (state) => {
   const now = Date.now();
-  let text;
   state.q = state.q.filter((event) => now - event.ts < MAX_AGE);
-  while ((text = JSON.stringify(state)).length > MAX_CHARACTERS || state.q.length > MAX_EVENTS) {
+  while (JSON.stringify(state).length > MAX_CHARACTERS || state.q.length > MAX_EVENTS) {
     state.q.shift();
   }
+  return state;
+};
+
+export const save = (state) => {
   memory = state;
   try {
-    localStorage.setItem(STORAGE_KEY, text);
+    localStorage.setItem(STORAGE_KEY, JSON.stringify(state));
     persistent = 1;
   } catch {
     persistent = 0;
