@@ -58,8 +58,12 @@ from _common import (
 from clickthru import tokens
 from clickthru.privacy import VisitorKeys
 from clickthru.store import EventRow, open_store
-from clickthru.store.sqlite import INSERT_EVENT, connect, migrate
+from clickthru.store.sqlite import EVENT_COLUMNS, ONE_EVENT, connect, migrate
 
+# The anchor: bare SQLite, the same rows into the same table, nothing else kept up to date.
+INSERT_EVENT = (
+    f"INSERT INTO events ({EVENT_COLUMNS}) VALUES {ONE_EVENT} ON CONFLICT (id) DO NOTHING"
+)
 BATCH = 250  # what fits the collector's 64 KiB body limit (and a keepalive fetch)
 COLUMNS = ", ".join(EventRow._fields)
 ANSWER = msgspec.json.Decoder(dict[str, Any])

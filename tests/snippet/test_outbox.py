@@ -15,7 +15,9 @@ from tests.snippet.visitor import Visitor
 DAY_MS = 86_400_000
 
 
-def waiting_events(world: World, list_id: str, count: int, age_ms: int = 0) -> list[dict[str, object]]:
+def waiting_events(
+    world: World, list_id: str, count: int, age_ms: int = 0
+) -> list[dict[str, object]]:
     now = int(time.time() * 1000) - age_ms
     return [
         {
@@ -73,6 +75,4 @@ def test_tabs_share_one_outbox_and_do_not_send_the_same_event_together(
         world.watch(tab.page)
         tab.open(world.site.url(page))
     assert wait_for(lambda: len(world.stored(list_id="tabs")) == 3)
-    assert wait_for(
-        lambda: first.page.evaluate("JSON.parse(localStorage.clickthru).q.length") == 0
-    )
+    assert wait_for(lambda: first.page.evaluate("JSON.parse(localStorage.clickthru).q.length") == 0)

@@ -33,11 +33,13 @@ from clickthru.store import (
     CommitObserver,
     EventRow,
     NewSite,
+    RejectRow,
     Site,
     SiteKey,
     StoreError,
     WriteResult,
     hash_api_key,
+    rollups,
 )
 
 log = logging.getLogger(__name__)
@@ -51,16 +53,17 @@ EVENTS_PER_STATEMENT = 125
 
 @functools.cache
 def insert_events(count: int) -> str:
-    """A multi-row INSERT of ``count`` events.
+    """A multi-row INSERT of ``count`` events, returning the ids it stored.
 
     ON CONFLICT (id), not OR IGNORE: only a repeated id is a duplicate; any other
     constraint failure must fail the write, never pass for a duplicate.
     """
     values = ", ".join([ONE_EVENT] * count)
-    return f"INSERT INTO events ({EVENT_COLUMNS}) VALUES {values} ON CONFLICT (id) DO NOTHING"
+    return (
+        f"INSERT INTO events ({EVENT_COLUMNS}) VALUES {values}"
+        " ON CONFLICT (id) DO NOTHING RETURNING id"
+    )
 
-
-INSERT_EVENT = insert_events(1)
 
 INSERT_REJECT = (
     "INSERT INTO rejects (received_at, reason, detail, site, origin, input)"
@@ -107,6 +110,9 @@ def migrations() -> list[tuple[int, str]]:
     return sorted(found)
 
 
+ROLLUPS_VERSION = 2  # the migration that added rollups; a file older than it gets them built
+
+
 def migrate(conn: sqlite3.Connection) -> int:
     """Apply the migrations this file has not seen yet; returns the schema version."""
     with write_transaction(conn):
@@ -116,6 +122,8 @@ def migrate(conn: sqlite3.Connection) -> int:
                 # executescript would commit our transaction; run statement by statement.
                 for statement in _statements(script):
                     conn.execute(statement)
+                if number == ROLLUPS_VERSION:
+                    rollups.rebuild(conn)
                 conn.execute(f"PRAGMA user_version = {number}")
                 version = number
     return version
@@ -255,17 +263,29 @@ class _Writer:
     @staticmethod
     def _transaction(conn: sqlite3.Connection, group: list[_Job]) -> list[Outcome]:
         results: list[Outcome] = []
+        stored: list[EventRow] = []
+        duplicates: list[EventRow] = []
+        rejects: list[RejectRow] = []
         with write_transaction(conn):
             for job in group:
-                before = conn.total_changes
                 events = job.batch.events
+                new: set[str] = set()
                 for start in range(0, len(events), EVENTS_PER_STATEMENT):
                     chunk = events[start : start + EVENTS_PER_STATEMENT]
-                    conn.execute(insert_events(len(chunk)), list(itertools.chain(*chunk)))
-                inserted = conn.total_changes - before
+                    cursor = conn.execute(insert_events(len(chunk)), list(itertools.chain(*chunk)))
+                    new.update(event_id for (event_id,) in cursor)
+                accepted = len(new)
+                for event in events:  # the first of an id in the batch is the one stored
+                    if event.id in new:
+                        new.discard(event.id)
+                        stored.append(event)
+                    else:
+                        duplicates.append(event)
                 if job.batch.rejects:
                     conn.executemany(INSERT_REJECT, job.batch.rejects)
-                results.append(WriteResult(inserted, len(job.batch.events) - inserted))
+                    rejects.extend(job.batch.rejects)
+                results.append(WriteResult(accepted, len(events) - accepted))
+            rollups.add(conn, stored, duplicates, rejects)
         return results
 
 

@@ -1,0 +1,165 @@
+"""Rollups: the counters reports read, kept up to date by the writer as events are stored.
+
+The writer learns which events were new (``INSERT ... RETURNING``) and which (list, item)
+pairs were clicked or viewed for the first time, tallies a whole group commit in memory and
+adds it to the counters with one upsert per table, in the same transaction as the events.
+``rebuild`` recomputes the same counters from the raw tables with SQL alone: an
+independent computation, so the two can be checked against each other.
+"""
+
+from __future__ import annotations
+
+import itertools
+import sqlite3
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+
+from clickthru.store import EventRow, RejectRow
+
+HOUR_MS = 3_600_000
+DAY_MS = 86_400_000
+COUNTERS = ("clicks", "views", "serves", "unique_clicks", "unique_views")
+UNIQUE_KINDS = frozenset({"click", "view"})
+# Multi-row statements stay far below SQLite's 32,766 parameters.
+ROWS_PER_STATEMENT = 500
+
+KeyOf = Callable[[EventRow], tuple[object, ...]]
+# table -> (key columns after site, how a key is made from an event)
+TABLES: dict[str, tuple[str, KeyOf]] = {
+    "rollup_hourly": ("hour, placement, bot", lambda e: (e.received_at // HOUR_MS, e.placement)),
+    "rollup_items": (
+        "day, placement, item, bot",
+        lambda e: (e.received_at // DAY_MS, e.placement, e.item),
+    ),
+    "rollup_positions": (
+        "day, placement, position, bot",
+        lambda e: (e.received_at // DAY_MS, e.placement, e.position),
+    ),
+}
+
+
+def _upsert(table: str, keys: str) -> str:
+    columns = f"site, {keys}, {', '.join(COUNTERS)}"
+    adds = ", ".join(f"{c} = {c} + excluded.{c}" for c in COUNTERS)
+    placeholders = ", ".join("?" * len(columns.split(", ")))
+    return (
+        f"INSERT INTO {table} ({columns}) VALUES ({placeholders}) ON CONFLICT DO UPDATE SET {adds}"
+    )
+
+
+UPSERTS = {table: _upsert(table, keys) for table, (keys, _) in TABLES.items()}
+ADD_REJECTS = (
+    "INSERT INTO reject_counts (site, hour, reason, count) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT DO UPDATE SET count = count + excluded.count"
+)
+ADD_DUPLICATES = (
+    "INSERT INTO duplicate_counts (site, hour, count) VALUES (?, ?, ?)"
+    " ON CONFLICT DO UPDATE SET count = count + excluded.count"
+)
+
+
+def _chunks(rows: Sequence[tuple[object, ...]]) -> Iterable[Sequence[tuple[object, ...]]]:
+    for start in range(0, len(rows), ROWS_PER_STATEMENT):
+        yield rows[start : start + ROWS_PER_STATEMENT]
+
+
+def new_firsts(conn: sqlite3.Connection, events: Sequence[EventRow]) -> set[tuple[str, ...]]:
+    """Records the (site, list, item, kind) of these clicks and views; returns the new ones."""
+    keys = list(
+        dict.fromkeys((e.site, e.list_id, e.item, e.kind) for e in events if e.kind in UNIQUE_KINDS)
+    )
+    found: set[tuple[str, ...]] = set()
+    for chunk in _chunks(keys):
+        values = ", ".join(["(?, ?, ?, ?)"] * len(chunk))
+        found.update(
+            conn.execute(
+                f"INSERT INTO firsts (site, list_id, item, kind) VALUES {values}"
+                " ON CONFLICT DO NOTHING RETURNING site, list_id, item, kind",
+                list(itertools.chain(*chunk)),
+            )
+        )
+    return found
+
+
+def add(
+    conn: sqlite3.Connection,
+    stored: Sequence[EventRow],
+    duplicates: Sequence[EventRow],
+    rejects: Sequence[RejectRow],
+) -> None:
+    """Adds newly stored events, duplicates and rejects to the counters."""
+    firsts = new_firsts(conn, stored)
+    tallies: dict[str, defaultdict[tuple[object, ...], list[int]]] = {
+        table: defaultdict(lambda: [0] * len(COUNTERS)) for table in TABLES
+    }
+    for event in stored:
+        key = (event.site, event.list_id, event.item, event.kind)
+        first = key in firsts
+        if first:
+            firsts.discard(key)  # only the first of them in this group is the first
+        counts = (
+            event.kind == "click",
+            event.kind == "view",
+            event.kind == "serve",
+            first and event.kind == "click",
+            first and event.kind == "view",
+        )
+        for table, (_, key_of) in TABLES.items():
+            sums = tallies[table][(event.site, *key_of(event), int(event.bot))]
+            for index, count in enumerate(counts):
+                sums[index] += count
+    for table, by_key in tallies.items():
+        if by_key:
+            conn.executemany(UPSERTS[table], [(*key, *sums) for key, sums in by_key.items()])
+    if duplicates:
+        seen: defaultdict[tuple[str, int], int] = defaultdict(int)
+        for event in duplicates:
+            seen[(event.site, event.received_at // HOUR_MS)] += 1
+        conn.executemany(ADD_DUPLICATES, [(*key, count) for key, count in seen.items()])
+    if rejects:
+        refused: defaultdict[tuple[str, int, str], int] = defaultdict(int)
+        for reject in rejects:
+            refused[(reject.site or "", reject.received_at // HOUR_MS, reject.reason)] += 1
+        conn.executemany(ADD_REJECTS, [(*key, count) for key, count in refused.items()])
+
+
+def _rebuild_table(table: str, keys: str) -> str:
+    bucket, *rest = keys.split(", ")  # hour or day first, then the rest of the key
+    select = ", ".join([f"received_at / {HOUR_MS if bucket == 'hour' else DAY_MS}", *rest])
+    return (
+        f"INSERT INTO {table} (site, {keys}, {', '.join(COUNTERS)})"
+        f" SELECT site, {select},"
+        " sum(kind = 'click'), sum(kind = 'view'), sum(kind = 'serve'),"
+        " sum(kind = 'click' AND first), sum(kind = 'view' AND first)"
+        f" FROM flagged GROUP BY site, {select}"
+    )
+
+
+FLAGGED = (
+    "CREATE TEMP TABLE flagged AS SELECT site, received_at, placement, item, position,"
+    " bot, kind, kind IN ('click', 'view') AND row_number() OVER ("
+    "   PARTITION BY site, list_id, item, kind ORDER BY seq) = 1 AS first"
+    " FROM events"
+)
+
+
+def rebuild(conn: sqlite3.Connection) -> None:
+    """Recomputes every counter but the duplicates from the raw tables (in a transaction
+    the caller holds)."""
+    for table in (*TABLES, "firsts", "reject_counts"):
+        conn.execute(f"DELETE FROM {table}")
+    conn.execute(
+        "INSERT INTO firsts (site, list_id, item, kind)"
+        " SELECT DISTINCT site, list_id, item, kind FROM events WHERE kind IN ('click', 'view')"
+    )
+    conn.execute(FLAGGED)
+    try:
+        for table, (keys, _) in TABLES.items():
+            conn.execute(_rebuild_table(table, keys))
+    finally:
+        conn.execute("DROP TABLE temp.flagged")
+    conn.execute(
+        "INSERT INTO reject_counts (site, hour, reason, count)"
+        " SELECT coalesce(site, ''), received_at / 3600000, reason, count(*)"
+        " FROM rejects GROUP BY 1, 2, 3"
+    )
