@@ -85,7 +85,7 @@ def test_site_add_prints_the_secrets_once_and_list_shows_the_site(db: Path) -> N
             ],
             "0 is not in the range",
         ),
-        (["report", "--since", "yesterday-ish"], "ISO date/time"),
+        (["report", "--since", "yesterday-ish"], "is not a time"),
     ],
 )
 def test_bad_input_gets_a_clear_message_and_a_failing_exit(
@@ -138,6 +138,7 @@ def test_minted_tokens_verify_with_the_stored_key_across_a_rotation(db: Path) ->
 
 def test_report_counts_stored_clicks_and_views(db: Path) -> None:
     store = SQLiteStore(db)
+    store.add_site("shop", ["https://shop.example"])
     store.start()
     now = int(time.time() * 1000)
 
@@ -153,12 +154,18 @@ def test_report_counts_stored_clicks_and_views(db: Path) -> None:
     ]
     asyncio.run(store.write(Batch(rows)))
     store.close()
-    output = run(db, "report", "--since", "1h").output
-    lines = [line.split() for line in output.splitlines()]
-    assert ["shop", "home", "emma", "1", "2", "1"] in lines
-    assert ["shop", "home", "dune", "2", "1", "0"] in lines
-    assert "3 clicks, 1 views" in output
-    assert "no clicks" in run(db, "report", "--since", "2000-01-01", "--until", "2000-01-02").output
+    # columns: views, clicks, unique views, unique clicks, CTR (unique clicks / unique views)
+    lines = [line.split() for line in run(db, "report", "--since", "1h").output.splitlines()]
+    assert ["home", "1", "3", "1", "2", "200.0", "%"] in lines
+    lines = [
+        line.split()
+        for line in run(db, "report", "--since", "1h", "--by", "item").output.splitlines()
+    ]
+    assert ["emma", "1", "2", "1", "1", "100.0", "%"] in lines
+    assert ["dune", "0", "1", "0", "1", "-"] in lines
+    assert ["total", "1", "3", "1", "2", "200.0", "%"] in lines
+    empty = run(db, "report", "--since", "2000-01-01", "--until", "2000-01-02").output
+    assert "no clicks" in empty
 
 
 def test_site_origins_replaces_the_allowed_origins(db: Path) -> None:

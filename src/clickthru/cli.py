@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import csv
 import os
 import re
 import shutil
+import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +17,19 @@ import msgspec
 
 from clickthru import tokens
 from clickthru.config import ConfigError, Settings, load_settings
-from clickthru.report import click_table
+from clickthru.report import report_table
+from clickthru.reports import (
+    COUNT_FIELDS,
+    GROUPINGS,
+    Grouping,
+    Query,
+    parse_moment,
+    report_document,
+)
 from clickthru.store import Store, StoreError, open_store
 
 ORIGIN = re.compile(r"^https?://[a-z0-9.-]+(:\d{1,5})?$|^https?://\[[0-9a-f:]+\](:\d{1,5})?$")
 SITE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-RELATIVE = re.compile(r"^(\d+)([mhd])$")
 
 
 class Context:
@@ -219,30 +227,107 @@ def token(
     "--since", default="7d", show_default=True, help="ISO date/time, or 30m, 24h, 7d ago."
 )
 @click.option("--until", default=None, help="ISO date/time (default: now).")
-@click.option("--site", "site_name", default=None, help="Only this site.")
+@click.option("--site", "sites", multiple=True, help="Only these sites (default: all).")
+@click.option(
+    "--by", type=click.Choice(GROUPINGS), default="placement", show_default=True,
+    help="What each row is.",
+)  # fmt: skip
+@click.option("--bots", is_flag=True, help="Count bot-flagged events too.")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=None, help="Most rows.")
+@click.option(
+    "--format", "output", type=click.Choice(["table", "json", "csv"]), default="table",
+    show_default=True,
+)  # fmt: skip
 @pass_context
-def report(ctx: Context, since: str, until: str | None, site_name: str | None) -> None:
-    """Clicks and views per placement, item and position."""
-    start = _parse_time(since, "--since")
-    end = _parse_time(until, "--until") if until else int(time.time() * 1000) + 1
-    click.echo(click_table(ctx.store().click_counts(start, end, site_name)))
-
-
-def _parse_time(text: str, option: str) -> int:
-    """Unix ms from an ISO date/time (UTC unless it says) or a span back from now."""
-    relative = RELATIVE.match(text)
-    if relative:
-        seconds = int(relative[1]) * {"m": 60, "h": 3600, "d": 86400}[relative[2]]
-        return int((time.time() - seconds) * 1000)
+def report(
+    ctx: Context,
+    since: str,
+    until: str | None,
+    sites: tuple[str, ...],
+    by: Grouping,
+    bots: bool,
+    limit: int | None,
+    output: str,
+) -> None:
+    """CTR, clicks and views, grouped: the numbers the API and dashboard show."""
+    store = ctx.store()
+    known = [site.name for site in store.sites()]
+    for site in sites:
+        if site not in known:
+            raise click.BadParameter(f"no site named {site!r}", param_hint="--site")
     try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise click.BadParameter(
-            "use an ISO date/time or 30m, 24h, 7d", param_hint=option
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp() * 1000)
+        start = parse_moment(since)
+        end = parse_moment(until) if until else int(time.time() * 1000)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--since/--until") from None
+    query = Query(tuple(sites or known), start, end, bots)
+    document = report_document(store.reports(), query, by, limit)
+    if output == "json":
+        click.echo(msgspec.json.format(msgspec.json.encode(document)).decode())
+    elif output == "csv":
+        writer = csv.writer(sys.stdout)
+        writer.writerow((by, *COUNT_FIELDS))
+        for row in document["rows"]:
+            writer.writerow((row["key"], *(row[field] for field in COUNT_FIELDS)))
+    else:
+        click.echo(report_table(document))
+
+
+@cli.command()
+@click.option("--rebuild", is_flag=True, required=True, help="Recompute from the raw events.")
+@pass_context
+def rollup(ctx: Context, rebuild: bool) -> None:
+    """Recompute the report counters from the raw events (they are kept as events arrive)."""
+    store = ctx.store()
+    started = time.perf_counter()
+    store.rebuild_rollups()
+    seconds = time.perf_counter() - started
+    click.echo(f"rollups rebuilt from {store.count_events()} events in {seconds:.1f} s")
+
+
+@cli.group()
+def user() -> None:
+    """Who may sign in to the dashboard and read reports."""
+
+
+@user.command("add")
+@click.argument("name")
+@click.option("--operator", is_flag=True, help="Sees every site.")
+@click.option("--site", "sites", multiple=True, help="A customer's site (repeatable).")
+@click.password_option(help="At least 10 characters (asked for when not given).")
+@pass_context
+def user_add(
+    ctx: Context, name: str, operator: bool, sites: tuple[str, ...], password: str
+) -> None:
+    """Add an operator (--operator) or a customer of some sites (--site)."""
+    added = ctx.store().access().add_user(name, password, operator, list(sites))
+    sees = "every site" if added.operator else ", ".join(added.sites)
+    click.echo(f"user {added.name} added; sees {sees}")
+
+
+@user.command("list")
+@pass_context
+def user_list(ctx: Context) -> None:
+    """Users and the sites they see."""
+    for known in ctx.store().access().users():
+        click.echo(f"{known.name}\t{'operator' if known.operator else ', '.join(known.sites)}")
+
+
+@user.command("remove")
+@click.argument("name")
+@pass_context
+def user_remove(ctx: Context, name: str) -> None:
+    """Remove a user, their sessions and keys."""
+    ctx.store().access().remove_user(name)
+    click.echo(f"user {name} removed")
+
+
+@user.command("key")
+@click.argument("name")
+@pass_context
+def user_key(ctx: Context, name: str) -> None:
+    """A new read-only API key for the user (shown once)."""
+    click.echo(ctx.store().access().add_read_key(name))
 
 
 @cli.command()

@@ -29,6 +29,8 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # Upper bound of events in one group commit.
     commit_max_rows: Positive = 5000
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+    # Mark the dashboard's session cookie Secure: set it when TLS is in front.
+    secure_cookies: bool = False
 
 
 class ConfigError(ValueError):

@@ -1,29 +1,46 @@
-"""Plain-text reports for the terminal."""
+"""Reports for the terminal: the same document the API answers, as aligned text."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
 
-from clickthru.store import ClickCount
+COLUMNS = ("views", "clicks", "unique_views", "unique_clicks", "ctr")
+HEADERS = ("views", "clicks", "unique views", "unique clicks", "CTR")
 
-HEADERS = ("site", "placement", "item", "position", "clicks", "views")
+
+def _cell(field: str, value: Any) -> str:
+    if field == "ctr":
+        return "-" if value is None else f"{value * 100:.1f} %"
+    return str(value)
 
 
-def click_table(rows: Sequence[ClickCount]) -> str:
-    """Clicks (and views) per site, placement, item and position, as aligned columns."""
-    if not rows:
+def _key(by: str, key: Any) -> str:
+    if by in ("day", "hour"):
+        moment = datetime.fromtimestamp(key / 1000, UTC)
+        return moment.date().isoformat() if by == "day" else moment.strftime("%Y-%m-%d %H:00")
+    return str(key)
+
+
+def report_table(document: dict[str, Any]) -> str:
+    """A report document (``clickthru.reports.report_document``) as aligned columns."""
+    by = document["by"]
+    if not document["rows"]:
         return "no clicks or views in this range"
-    cells = [HEADERS, *[tuple(str(value) for value in row) for row in rows]]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(HEADERS))]
-    numeric = {3, 4, 5}
+    cells: list[tuple[str, ...]] = [(by, *HEADERS)]
+    cells += [
+        (_key(by, row["key"]), *(_cell(field, row[field]) for field in COLUMNS))
+        for row in document["rows"]
+    ]
+    cells.append(("total", *(_cell(field, document["totals"][field]) for field in COLUMNS)))
+    widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
     lines = [
         "  ".join(
-            cell.rjust(widths[i]) if i in numeric else cell.ljust(widths[i])
-            for i, cell in enumerate(row)
+            cell.ljust(widths[i]) if i == 0 else cell.rjust(widths[i]) for i, cell in enumerate(row)
         ).rstrip()
         for row in cells
     ]
-    lines.insert(1, "  ".join("-" * width for width in widths))
-    total = sum(row.clicks for row in rows)
-    lines.append(f"\n{total} clicks, {sum(row.views for row in rows)} views")
+    rule = "  ".join("-" * width for width in widths)
+    lines.insert(1, rule)
+    lines.insert(len(lines) - 1, rule)
     return "\n".join(lines)

@@ -22,6 +22,7 @@ from clickthru.collector.intake import Intake
 from clickthru.collector.receivers import Beacon, Ping, Pixel
 from clickthru.collector.snippet import Snippet
 from clickthru.config import Settings
+from clickthru.dashboard.app import Dashboard
 from clickthru.privacy import VisitorKeys
 from clickthru.sites import SiteRegistry
 from clickthru.store import Store, open_store
@@ -84,6 +85,7 @@ def create_app(settings: Settings, store: Store | None = None) -> HotPaths:
     routes = [
         Route("/healthz", healthz),
         Route("/metrics", metrics_text),
+        *Dashboard(store, settings.secure_cookies).routes(),
     ]
     rest = Starlette(routes=routes, lifespan=lifespan)
     return HotPaths(

@@ -7,12 +7,36 @@ counters answer by item and position, so those ranges resolve to whole UTC days.
 
 from __future__ import annotations
 
+import re
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from datetime import UTC, datetime
+from typing import Any, Literal, Protocol
 
 Grouping = Literal["placement", "item", "position", "day", "hour"]
 GROUPINGS: tuple[Grouping, ...] = ("placement", "item", "position", "day", "hour")
+
+
+RELATIVE = re.compile(r"^(\d+)([mhd])$")
+DAY_MS = 86_400_000
+
+
+def parse_moment(text: str, now: float | None = None) -> int:
+    """Unix ms from an ISO date or date-time (UTC unless it says) or a span back from now
+    (30m, 24h, 7d). Raises ValueError with a message a person can act on."""
+    now = time.time() if now is None else now
+    relative = RELATIVE.match(text)
+    if relative:
+        seconds = int(relative[1]) * {"m": 60, "h": 3600, "d": 86400}[relative[2]]
+        return int((now - seconds) * 1000)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a time: use an ISO date or 30m, 24h, 7d") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,3 +106,33 @@ class Reports(Protocol):
     def health(self, query: Query, include_unattributed: bool = False) -> Health: ...
     def latest_clicks(self, query: Query, limit: int = 20, after_seq: int = 0) -> list[Click]: ...
     def export(self, query: Query) -> Iterator[Sequence[object]]: ...
+
+
+COUNT_FIELDS = ("clicks", "views", "serves", "unique_clicks", "unique_views", "ctr")
+
+
+def counts_json(counts: Counts) -> dict[str, Any]:
+    return {
+        "clicks": counts.clicks,
+        "views": counts.views,
+        "serves": counts.serves,
+        "unique_clicks": counts.unique_clicks,
+        "unique_views": counts.unique_views,
+        "ctr": counts.ctr,
+    }
+
+
+def report_document(
+    reports: Reports, query: Query, by: Grouping, limit: int | None = None
+) -> dict[str, Any]:
+    """One report as the API answers it and ``clickthru report --format json`` prints it."""
+    rows = reports.grouped(query, by, limit)
+    return {
+        "sites": list(query.sites),
+        "since": query.since_ms,
+        "until": query.until_ms,
+        "bots": query.bots,
+        "by": by,
+        "totals": counts_json(reports.totals(query)),
+        "rows": [{"key": row.key, **counts_json(row.counts)} for row in rows],
+    }

@@ -10,7 +10,11 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import NamedTuple, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
+
+if TYPE_CHECKING:
+    from clickthru.access import Access
+    from clickthru.reports import Reports
 
 
 class EventRow(NamedTuple):
@@ -86,15 +90,6 @@ class NewSite:
     api_key: str
 
 
-class ClickCount(NamedTuple):
-    site: str
-    placement: str
-    item: str
-    position: int
-    clicks: int
-    views: int
-
-
 # Called by the writer after each commit with (events in the batch, seconds taken).
 CommitObserver = Callable[[int, float], None]
 
@@ -121,10 +116,10 @@ class Store(Protocol):
     def set_origins(self, name: str, origins: list[str]) -> Site: ...
     def rotate_key(self, name: str) -> Site: ...
     def daily_salt(self, day: str) -> bytes: ...
-    def click_counts(
-        self, since_ms: int, until_ms: int, site: str | None = None
-    ) -> list[ClickCount]: ...
     def count_events(self) -> int: ...
+    def reports(self) -> Reports: ...
+    def access(self) -> Access: ...
+    def rebuild_rollups(self) -> None: ...
 
 
 def hash_api_key(api_key: str) -> str:

@@ -25,11 +25,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from clickthru.store import (
     Batch,
-    ClickCount,
     CommitObserver,
     EventRow,
     NewSite,
@@ -41,6 +40,10 @@ from clickthru.store import (
     hash_api_key,
     rollups,
 )
+
+if TYPE_CHECKING:
+    from clickthru.access import Access
+    from clickthru.reports.sqlite import SQLiteReports
 
 log = logging.getLogger(__name__)
 
@@ -430,23 +433,24 @@ class SQLiteStore:
 
     # -- reads -------------------------------------------------------------------------
 
-    def click_counts(
-        self, since_ms: int, until_ms: int, site: str | None = None
-    ) -> list[ClickCount]:
-        rows = self._conn().execute(
-            "SELECT site, placement, item, position,"
-            " sum(kind = 'click') AS clicks, sum(kind = 'view') AS views"
-            " FROM events WHERE received_at >= ? AND received_at < ? AND (? IS NULL OR site = ?)"
-            " AND kind IN ('click', 'view')"
-            " GROUP BY site, placement, item, position"
-            " ORDER BY site, placement, clicks DESC, position",
-            (since_ms, until_ms, site, site),
-        )
-        return [ClickCount(*row) for row in rows]
-
     def count_events(self) -> int:
         count: int = self._conn().execute("SELECT count(*) FROM events").fetchone()[0]
         return count
+
+    def reports(self) -> SQLiteReports:
+        from clickthru.reports.sqlite import SQLiteReports
+
+        return SQLiteReports(self._conn)
+
+    def access(self) -> Access:
+        from clickthru.access import Access  # it builds on this module
+
+        return Access(self._conn)
+
+    def rebuild_rollups(self) -> None:
+        """Recompute the rollups from the raw events (the writer waits meanwhile)."""
+        with write_transaction(self._conn()) as conn:
+            rollups.rebuild(conn)
 
 
 def _now_ms() -> int:

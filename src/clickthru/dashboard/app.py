@@ -1,0 +1,146 @@
+"""The dashboard's routes: sign-in, the five pages, the API and the static files."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from clickthru.dashboard import pages
+from clickthru.dashboard.api import Refused, ReportsAPI, build_query, visible_sites
+from clickthru.dashboard.auth import PREFIX, SECURITY_HEADERS, Gate, safe_next
+from clickthru.reports import DAY_MS, Query, Reports, parse_moment
+from clickthru.store import Store
+
+PAGES = ("overview", "placements", "items", "positions", "health")
+TOP_ITEMS = 20
+
+
+def html(body: str, status: int = 200) -> HTMLResponse:
+    return HTMLResponse(body, status, headers=SECURITY_HEADERS)
+
+
+def _day(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).date().isoformat()
+
+
+class Dashboard:
+    def __init__(self, store: Store, secure_cookies: bool) -> None:
+        self.store = store
+        self.gate = Gate(store.access(), secure_cookies)
+        self.reports: Reports = store.reports()
+        self.api = ReportsAPI(store, self.gate)
+
+    def routes(self) -> list[BaseRoute]:
+        static = StaticFiles(packages=[("clickthru.dashboard", "static")])
+        return [
+            Route(f"{PREFIX}/sign-in", self.sign_in, methods=["GET", "POST"]),
+            Route(f"{PREFIX}/sign-out", self.sign_out, methods=["POST"]),
+            Mount(f"{PREFIX}/static", static, name="static"),
+            Route(f"{PREFIX}/", self.page),
+            Route(PREFIX, lambda request: RedirectResponse(f"{PREFIX}/", 308)),
+            Route(f"{PREFIX}/{{page}}", self.page),
+            Route("/api/v1/{name}", self.api.handle),
+        ]
+
+    async def sign_in(self, request: Request) -> Response:
+        token = self.gate.sign_in_token(request)
+        error = None
+        next_url = safe_next(request.query_params.get("next"))
+        if request.method == "POST":
+            form = await request.form()
+            next_url = safe_next(str(form.get("next", "")))
+            sent = str(form.get("csrf", ""))
+            if not sent or sent != request.cookies.get("ct_sign_in"):
+                error = "The form expired; please sign in again."
+            else:
+                user = await run_in_threadpool(
+                    self.store.access().check_password,
+                    str(form.get("name", "")),
+                    str(form.get("password", "")),
+                )
+                if user is None:
+                    error = "Wrong name or password."
+                else:
+                    session_token, session = await run_in_threadpool(
+                        self.store.access().start_session, user
+                    )
+                    response = RedirectResponse(next_url, 303, headers=SECURITY_HEADERS)
+                    self.gate.set_session(response, session_token, session)
+                    return response
+        form_page = html(pages.render_sign_in(error, token, next_url), 400 if error else 200)
+        self.gate.set_sign_in_token(form_page, token)
+        return form_page
+
+    async def sign_out(self, request: Request) -> Response:
+        visitor = await self.gate.visitor(request)
+        form = await request.form()
+        if visitor is None or visitor.token is None:
+            return self.gate.to_sign_in(request)
+        if not self.gate.csrf_ok(visitor, str(form.get("csrf", ""))):
+            return html(pages.render_error(403, "The form expired; reload the page."), 403)
+        await run_in_threadpool(self.store.access().end_session, visitor.token)
+        response = RedirectResponse(f"{PREFIX}/sign-in", 303, headers=SECURITY_HEADERS)
+        self.gate.clear_session(response)
+        return response
+
+    async def page(self, request: Request) -> Response:
+        name = request.path_params.get("page", "overview")
+        if name not in PAGES:
+            return html(pages.render_error(404, "No such page."), 404)
+        visitor = await self.gate.visitor(request)
+        if visitor is None or visitor.session is None:
+            return self.gate.to_sign_in(request)
+        sites = await run_in_threadpool(visible_sites, self.store, visitor)
+        if not sites:
+            return html(pages.render_error(403, "No site is shared with you yet."), 403)
+        params = request.query_params
+        chosen = params.get("site") or sites[0]
+        until = params.get("until")
+        if until and len(until) == 10:  # a date from the form: the whole day counts
+            until = _day(parse_moment(until) + DAY_MS)
+        try:
+            query = await run_in_threadpool(
+                build_query,
+                self.store,
+                visitor,
+                [chosen],
+                params.get("since"),
+                until,
+                params.get("bots"),
+            )
+        except Refused as refused:
+            return html(pages.render_error(refused.status, refused.detail), refused.status)
+        data = await run_in_threadpool(self._data, name, query)
+        body = pages.render_page(
+            name,
+            user=visitor.user.name,
+            is_operator=visitor.user.operator,
+            sites=sites,
+            site=chosen,
+            since=_day(query.since_ms),
+            until=_day(query.until_ms - 1),
+            bots=query.bots,
+            csrf_token=visitor.session.csrf,
+            data=data,
+        )
+        return html(body)
+
+    def _data(self, name: str, query: Query) -> dict[str, Any]:
+        reports = self.reports
+        if name == "overview":
+            return {
+                "totals": reports.totals(query),
+                "series": reports.grouped(query, "day"),
+                "latest": reports.latest_clicks(query, 20),
+            }
+        if name == "health":
+            return {"health": reports.health(query)}
+        grouping = {"placements": "placement", "items": "item", "positions": "position"}[name]
+        limit = TOP_ITEMS if name == "items" else None
+        return {"rows": reports.grouped(query, grouping, limit)}  # type: ignore[arg-type]

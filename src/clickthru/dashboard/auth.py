@@ -1,0 +1,96 @@
+"""Who is asking, and what they may see.
+
+A browser signs in with a name and password and gets a session cookie (HttpOnly,
+SameSite=Lax; Secure when ``secure_cookies`` is set). Its forms carry the session's CSRF
+token; the sign-in form, before there is a session, a double-submit cookie. Scripts use
+``Authorization: Bearer ctr_...``, a read-only key. Nothing here is needed by the
+collector's public endpoints.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+import time
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from clickthru.access import Access, Session, User
+
+SESSION_COOKIE = "ct_session"
+SIGN_IN_COOKIE = "ct_sign_in"  # the double-submit CSRF token of the sign-in form
+PREFIX = "/dashboard"
+# Every dashboard answer: no framing, no inline script, nothing cached, no referrer leaks.
+SECURITY_HEADERS = {
+    "content-security-policy": (
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self';"
+        " frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
+    ),
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "same-origin",
+    "cache-control": "no-store",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Visitor:
+    """A signed-in person (with a session) or a script (with a read key)."""
+
+    user: User
+    session: Session | None
+    token: str | None = None
+
+
+class Gate:
+    def __init__(self, access: Access, secure_cookies: bool) -> None:
+        self.access = access
+        self.secure = secure_cookies
+
+    async def visitor(self, request: Request) -> Visitor | None:
+        auth = request.headers.get("authorization", "")
+        if auth[:7].lower() == "bearer ":
+            user = await run_in_threadpool(self.access.key_user, auth[7:].strip())
+            return Visitor(user, None) if user else None
+        token = request.cookies.get(SESSION_COOKIE)
+        if not token:
+            return None
+        session = await run_in_threadpool(self.access.session, token)
+        return Visitor(session.user, session, token) if session else None
+
+    def csrf_ok(self, visitor: Visitor, sent: str | None) -> bool:
+        expected = visitor.session.csrf if visitor.session else ""
+        return bool(sent) and bool(expected) and hmac.compare_digest(expected, sent or "")
+
+    def to_sign_in(self, request: Request) -> Response:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(f"{PREFIX}/sign-in?next={quote(target)}", 303)
+
+    def sign_in_token(self, request: Request) -> str:
+        return request.cookies.get(SIGN_IN_COOKIE) or secrets.token_urlsafe(24)
+
+    def set_sign_in_token(self, response: Response, token: str) -> None:
+        response.set_cookie(
+            SIGN_IN_COOKIE, token, httponly=True, samesite="strict", secure=self.secure,
+            path=PREFIX, max_age=3600,
+        )  # fmt: skip
+
+    def set_session(self, response: Response, token: str, session: Session) -> None:
+        response.set_cookie(
+            SESSION_COOKIE, token, httponly=True, samesite="lax", secure=self.secure, path="/",
+            max_age=session.expires_at // 1000 - int(time.time()),
+        )  # fmt: skip
+        response.delete_cookie(SIGN_IN_COOKIE, path=PREFIX)
+
+    def clear_session(self, response: Response) -> None:
+        response.delete_cookie(SESSION_COOKIE, path="/")
+
+
+def safe_next(target: str | None) -> str:
+    """Only a path inside the dashboard: never an open redirect to another site."""
+    if target and target.startswith(f"{PREFIX}/") and not target.startswith("//"):
+        return target
+    return f"{PREFIX}/"
