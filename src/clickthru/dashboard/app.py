@@ -13,7 +13,7 @@ from starlette.staticfiles import StaticFiles
 
 from clickthru.dashboard import pages
 from clickthru.dashboard.api import Refused, ReportsAPI, build_query, visible_sites
-from clickthru.dashboard.auth import PREFIX, SECURITY_HEADERS, Gate, safe_next
+from clickthru.dashboard.auth import PREFIX, SECURITY_HEADERS, Gate, form_fields, safe_next
 from clickthru.reports import DAY_MS, Query, Reports, parse_moment
 from clickthru.store import Store
 
@@ -53,7 +53,7 @@ class Dashboard:
         error = None
         next_url = safe_next(request.query_params.get("next"))
         if request.method == "POST":
-            form = await request.form()
+            form = await form_fields(request)
             next_url = safe_next(str(form.get("next", "")))
             sent = str(form.get("csrf", ""))
             if not sent or sent != request.cookies.get("ct_sign_in"):
@@ -79,7 +79,7 @@ class Dashboard:
 
     async def sign_out(self, request: Request) -> Response:
         visitor = await self.gate.visitor(request)
-        form = await request.form()
+        form = await form_fields(request)
         if visitor is None or visitor.token is None:
             return self.gate.to_sign_in(request)
         if not self.gate.csrf_ok(visitor, str(form.get("csrf", ""))):

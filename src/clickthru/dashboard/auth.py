@@ -13,7 +13,7 @@ import hmac
 import secrets
 import time
 from dataclasses import dataclass
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -87,6 +87,14 @@ class Gate:
 
     def clear_session(self, response: Response) -> None:
         response.delete_cookie(SESSION_COOKIE, path="/")
+
+
+async def form_fields(request: Request) -> dict[str, str]:
+    """The fields of a small urlencoded form (sign-in, sign-out); nothing else is posted."""
+    body = await request.body()
+    if len(body) > 4096:
+        return {}
+    return dict(parse_qsl(body.decode("utf-8", "replace"), max_num_fields=10))
 
 
 def safe_next(target: str | None) -> str:

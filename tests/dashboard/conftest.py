@@ -1,0 +1,31 @@
+"""A running collector with users: an operator, a customer of one site, and their keys."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from clickthru.store.sqlite import SQLiteStore
+from tests.conftest import Collector, make_collector
+
+PASSWORD = "correct horse battery"
+
+
+@dataclass
+class Users:
+    operator_key: str
+    customer_key: str  # sees the site "shop" only
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Collector, Users]]:
+    collector = make_collector(tmp_path_factory.mktemp("dashboard"))
+    access = SQLiteStore(collector.db).access()
+    access.add_user("ops", PASSWORD, operator=True, sites=[])
+    access.add_user("shopkeeper", PASSWORD, operator=False, sites=["shop"])
+    users = Users(access.add_read_key("ops"), access.add_read_key("shopkeeper"))
+    collector.start()
+    yield collector, users
+    collector.stop()
