@@ -37,6 +37,11 @@ class _Server(uvicorn.Server):
         pass
 
 
+# The demo's own operator, on the demo's own file, listening on this machine only by default.
+DEMO_USER = "demo"
+DEMO_PASSWORD = "clickthru-demo"
+
+
 def public_host(host: str) -> str:
     """The host to put in URLs a browser on this machine can open."""
     if host in ANY_INTERFACE:
@@ -105,6 +110,9 @@ def run_demo(settings: Settings, shop_port: int) -> None:
             shop.site: signing_key(store, shop, port, host)
             for shop, port in ((ink, shop_port), (second, shop_port + 1))
         }
+        access = store.access()
+        if DEMO_USER not in {user.name for user in access.users()}:
+            access.add_user(DEMO_USER, DEMO_PASSWORD, operator=True, sites=[])
     except StoreError as error:
         raise click.ClickException(str(error)) from error
     recommender = Recommender(load_catalogue())
@@ -124,6 +132,10 @@ def run_demo(settings: Settings, shop_port: int) -> None:
         click.echo(f"{ink.title:<15} {ink.url}/")
         click.echo(f"{second.title:<15} {second.url}/")
         click.echo(f"{'Collector':<15} {collector}/healthz  (store {settings.store})")
+        click.echo(
+            f"{'Dashboard':<15} {collector}/dashboard/  (user {DEMO_USER},"
+            f" password {DEMO_PASSWORD})"
+        )
         click.echo(
             f"Click a recommendation, then: clickthru --store {settings.store} report."
             " Ctrl+C stops."
