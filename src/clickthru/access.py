@@ -11,10 +11,11 @@ import hashlib
 import hmac
 import re
 import secrets
-import sqlite3
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from typing import Any
 
 from clickthru.store import StoreError
 from clickthru.store.sqlite import write_transaction
@@ -67,11 +68,18 @@ def _sha256(text: str) -> str:
 _DUMMY_HASH = hash_password(secrets.token_hex(8))
 
 
-class Access:
-    """Users and their credentials, on the store's SQLite connections."""
+Transaction = Callable[[Any], AbstractContextManager[Any]]
 
-    def __init__(self, connect: Callable[[], sqlite3.Connection]) -> None:
+
+class Access:
+    """Users and their credentials, on the store's connections (SQLite, or PostgreSQL
+    through its qmark adapter)."""
+
+    def __init__(
+        self, connect: Callable[[], Any], transaction: Transaction = write_transaction
+    ) -> None:
         self._connect = connect
+        self._transaction = transaction
 
     # -- users ---------------------------------------------------------------------------
 
@@ -87,7 +95,7 @@ class Access:
         unknown = sorted(set(sites) - known)
         if unknown:
             raise StoreError(f"no site named {', '.join(map(repr, unknown))}")
-        with write_transaction(conn):
+        with self._transaction(conn):
             if conn.execute("SELECT 1 FROM users WHERE name = ?", (name,)).fetchone():
                 raise StoreError(f"a user named {name!r} exists already")
             conn.execute(

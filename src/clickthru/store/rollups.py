@@ -10,11 +10,19 @@ independent computation, so the two can be checked against each other.
 from __future__ import annotations
 
 import itertools
-import sqlite3
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Protocol
 
 from clickthru.store import EventRow, RejectRow
+
+
+class Executor(Protocol):
+    """What the rollups need of a connection: sqlite3's, or the PostgreSQL adapter."""
+
+    def execute(self, sql: str, parameters: Sequence[Any] = ..., /) -> Any: ...
+    def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> Any: ...
+
 
 HOUR_MS = 3_600_000
 DAY_MS = 86_400_000
@@ -38,9 +46,11 @@ TABLES: dict[str, tuple[str, KeyOf]] = {
 }
 
 
+# The SQL here runs on SQLite and on PostgreSQL alike: qmark parameters (the PostgreSQL
+# store adapts them), conflict targets named, the existing row named by its table.
 def _upsert(table: str, keys: str) -> str:
     columns = f"site, {keys}, {', '.join(COUNTERS)}"
-    adds = ", ".join(f"{c} = {c} + excluded.{c}" for c in COUNTERS)
+    adds = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in COUNTERS)
     placeholders = ", ".join("?" * len(columns.split(", ")))
     return (
         f"INSERT INTO {table} ({columns}) VALUES ({placeholders}) ON CONFLICT DO UPDATE SET {adds}"
@@ -50,11 +60,11 @@ def _upsert(table: str, keys: str) -> str:
 UPSERTS = {table: _upsert(table, keys) for table, (keys, _) in TABLES.items()}
 ADD_REJECTS = (
     "INSERT INTO reject_counts (site, hour, reason, count) VALUES (?, ?, ?, ?)"
-    " ON CONFLICT DO UPDATE SET count = count + excluded.count"
+    " ON CONFLICT (site, hour, reason) DO UPDATE SET count = reject_counts.count + excluded.count"
 )
 ADD_DUPLICATES = (
     "INSERT INTO duplicate_counts (site, hour, count) VALUES (?, ?, ?)"
-    " ON CONFLICT DO UPDATE SET count = count + excluded.count"
+    " ON CONFLICT (site, hour) DO UPDATE SET count = duplicate_counts.count + excluded.count"
 )
 
 
@@ -63,7 +73,7 @@ def _chunks(rows: Sequence[tuple[object, ...]]) -> Iterable[Sequence[tuple[objec
         yield rows[start : start + ROWS_PER_STATEMENT]
 
 
-def new_firsts(conn: sqlite3.Connection, events: Sequence[EventRow]) -> set[tuple[str, ...]]:
+def new_firsts(conn: Executor, events: Sequence[EventRow]) -> set[tuple[str, ...]]:
     """Records the (site, list, item, kind) of these clicks and views; returns the new ones."""
     keys = list(
         dict.fromkeys((e.site, e.list_id, e.item, e.kind) for e in events if e.kind in UNIQUE_KINDS)
@@ -74,7 +84,8 @@ def new_firsts(conn: sqlite3.Connection, events: Sequence[EventRow]) -> set[tupl
         found.update(
             conn.execute(
                 f"INSERT INTO firsts (site, list_id, item, kind) VALUES {values}"
-                " ON CONFLICT DO NOTHING RETURNING site, list_id, item, kind",
+                " ON CONFLICT (site, list_id, item, kind) DO NOTHING"
+                " RETURNING site, list_id, item, kind",
                 list(itertools.chain(*chunk)),
             )
         )
@@ -82,7 +93,7 @@ def new_firsts(conn: sqlite3.Connection, events: Sequence[EventRow]) -> set[tupl
 
 
 def add(
-    conn: sqlite3.Connection,
+    conn: Executor,
     stored: Sequence[EventRow],
     duplicates: Sequence[EventRow],
     rejects: Sequence[RejectRow],
@@ -129,21 +140,24 @@ def _rebuild_table(table: str, keys: str) -> str:
     return (
         f"INSERT INTO {table} (site, {keys}, {', '.join(COUNTERS)})"
         f" SELECT site, {select},"
-        " sum(kind = 'click'), sum(kind = 'view'), sum(kind = 'serve'),"
-        " sum(kind = 'click' AND first), sum(kind = 'view' AND first)"
+        " sum(CASE WHEN kind = 'click' THEN 1 ELSE 0 END),"
+        " sum(CASE WHEN kind = 'view' THEN 1 ELSE 0 END),"
+        " sum(CASE WHEN kind = 'serve' THEN 1 ELSE 0 END),"
+        " sum(CASE WHEN kind = 'click' THEN first ELSE 0 END),"
+        " sum(CASE WHEN kind = 'view' THEN first ELSE 0 END)"
         f" FROM flagged GROUP BY site, {select}"
     )
 
 
 FLAGGED = (
     "CREATE TEMP TABLE flagged AS SELECT site, received_at, placement, item, position,"
-    " bot, kind, kind IN ('click', 'view') AND row_number() OVER ("
-    "   PARTITION BY site, list_id, item, kind ORDER BY seq) = 1 AS first"
+    " bot, kind, CASE WHEN kind IN ('click', 'view') AND row_number() OVER ("
+    "   PARTITION BY site, list_id, item, kind ORDER BY seq) = 1 THEN 1 ELSE 0 END AS first"
     " FROM events"
 )
 
 
-def rebuild(conn: sqlite3.Connection) -> None:
+def rebuild(conn: Executor) -> None:
     """Recomputes every counter but the duplicates from the raw tables (in a transaction
     the caller holds)."""
     for table in (*TABLES, "firsts", "reject_counts"):
@@ -157,7 +171,7 @@ def rebuild(conn: sqlite3.Connection) -> None:
         for table, (keys, _) in TABLES.items():
             conn.execute(_rebuild_table(table, keys))
     finally:
-        conn.execute("DROP TABLE temp.flagged")
+        conn.execute("DROP TABLE flagged")
     conn.execute(
         "INSERT INTO reject_counts (site, hour, reason, count)"
         " SELECT coalesce(site, ''), received_at / 3600000, reason, count(*)"

@@ -43,7 +43,7 @@ from clickthru.store import (
 
 if TYPE_CHECKING:
     from clickthru.access import Access
-    from clickthru.reports.sqlite import SQLiteReports
+    from clickthru.reports.sql import SQLReports
 
 log = logging.getLogger(__name__)
 
@@ -437,10 +437,10 @@ class SQLiteStore:
         count: int = self._conn().execute("SELECT count(*) FROM events").fetchone()[0]
         return count
 
-    def reports(self) -> SQLiteReports:
-        from clickthru.reports.sqlite import SQLiteReports
+    def reports(self) -> SQLReports:
+        from clickthru.reports.sql import SQLReports
 
-        return SQLiteReports(self._conn)
+        return SQLReports(self._conn)
 
     def access(self) -> Access:
         from clickthru.access import Access  # it builds on this module

@@ -1,9 +1,10 @@
-"""The reports on the SQLite store, each one indexed read of a rollup table."""
+"""The reports in SQL that SQLite and PostgreSQL both run: each one indexed read of a
+rollup table, with qmark parameters (the PostgreSQL store adapts them)."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 from clickthru.reports import EXPORT_COLUMNS, Click, Counts, Grouping, Health, Query, Row
 from clickthru.store.rollups import DAY_MS, HOUR_MS
@@ -37,10 +38,10 @@ def _counts(row: Sequence[int | None]) -> Counts:
     return Counts(*(value or 0 for value in row))
 
 
-class SQLiteReports:
+class SQLReports:
     """Reads through a connection of the caller's thread (``connect`` is called per use)."""
 
-    def __init__(self, connect: Callable[[], sqlite3.Connection]) -> None:
+    def __init__(self, connect: Callable[[], Any]) -> None:
         self._connect = connect
 
     def totals(self, query: Query) -> Counts:
