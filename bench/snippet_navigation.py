@@ -35,6 +35,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import sqlite3
 import statistics
 import sys
@@ -46,6 +47,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, sync_playwright
+from playwright.sync_api import Error as PlaywrightError
 
 from clickthru import tokens
 from clickthru.store.sqlite import SQLiteStore
@@ -140,7 +142,8 @@ class StateRun:
     state: str
     endpoint: str
     clicks: dict[str, Clicks] = field(default_factory=lambda: {v: Clicks() for v in VARIANTS})
-    stored: int = 0
+    stored: int = 0  # after one more page
+    stored_later: int = 0  # after a second page, where the first did not bring all home
     classic_stored: int = 0
     seconds: float = 0.0
 
@@ -244,13 +247,20 @@ def run_state(bench: Bench, state: str, args: argparse.Namespace) -> StateRun:
             for variant in order:
                 bench.click(visitors[variant], pages[variant], position, run.clicks[variant])
         for number in range(args.classic_clicks):
-            bench.click(visitors["classic"], pages["classic"], number % LINKS + 1,
-                        run.clicks["classic"])  # fmt: skip
+            position = number % LINKS + 1
+            bench.click(visitors["classic"], pages["classic"], position, run.clicks["classic"])
         bench.faulty.set_mode("up")
         # Any page of the site starts the replays; for "unresolvable", one whose name resolves.
         after = BenchPage(endpoints=bench.faulty.url, list_id=f"after-{state}", links=1)
         visitors["with"].open(bench.site.url(after))
         run.stored = bench.wait_stored(f"with-{state}", args.clicks, args.replay_wait)
+        run.stored_later = run.stored
+        if run.stored < args.clicks:
+            # A page's replay that fails is not retried on that page: the next page's is.
+            # Tells "arrives later" from "lost"; the table's figure stays the first one.
+            again = BenchPage(endpoints=bench.faulty.url, list_id=f"again-{state}", links=1)
+            visitors["with"].open(bench.site.url(again))
+            run.stored_later = bench.wait_stored(f"with-{state}", args.clicks, args.replay_wait)
         run.classic_stored = bench.stored(f"classic-{state}")
     run.seconds = time.monotonic() - started
     return run
@@ -270,7 +280,10 @@ def p95(values: list[float]) -> float:
 
 
 def summary(values: list[float]) -> dict[str, float]:
-    return {"median": median(values), "p95": p95(values), "max": max(values)}
+    return {
+        name: round(figure(values), 2)
+        for name, figure in (("median", median), ("p95", p95), ("max", max))
+    }
 
 
 def as_json(runs: list[StateRun], header: dict[str, Any]) -> dict[str, Any]:
@@ -280,6 +293,7 @@ def as_json(runs: list[StateRun], header: dict[str, Any]) -> dict[str, Any]:
             "endpoint": run.endpoint,
             "stored": run.stored,
             "stored_share": run.stored / header["clicks"],
+            "stored_after_second_page": run.stored_later,
             "classic_stored": run.classic_stored,
             "seconds": round(run.seconds, 1),
         }
@@ -372,6 +386,15 @@ def main() -> int:
     def say(text: str) -> None:
         print(text, file=sys.stderr if args.json else sys.stdout, flush=True)
 
+    # Ctrl+C reaches Playwright's driver too, which may close the browser under a click
+    # before Python sees the signal: remember it, to tell that from a real failure.
+    interrupted: list[bool] = []
+
+    def on_interrupt(signum: int, frame: object) -> None:
+        interrupted.append(True)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_interrupt)
     tmp = Path(tempfile.mkdtemp(prefix="clickthru-nav-", dir=args.tmpdir))
     runs: list[StateRun] = []
     started = time.monotonic()
@@ -432,9 +455,13 @@ def main() -> int:
                 )
                 say(
                     f"  {STATES[state]}: nav start {added:+.1f} ms median with the snippet,"
-                    f" stored {run.stored}/{args.clicks} ({run.seconds:.0f} s)"
+                    f" stored {run.stored}/{args.clicks}"
+                    + (f" ({run.stored_later} after 2 pages)" if run.stored < args.clicks else "")
+                    + f" ({run.seconds:.0f} s)"
                 )
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, PlaywrightError):
+        if not interrupted:
+            raise
         say("interrupted")
         return 130
     finally:
@@ -457,8 +484,16 @@ def main() -> int:
     print_table(runs, args.clicks, args.classic_cap)
     print()
     print("nav start: click event -> destination's navigation start; load: -> its load event.")
-    print("added: median with - median without. classic: preventDefault, image, then navigate.")
-    print("stored: with-snippet clicks in SQLite after the collector is up and a page loaded.")
+    print("added: median with - median without. classic: preventDefault, image, navigate on")
+    print(f"         its load or error; '≥ {args.classic_cap}': the bench's cap was hit.")
+    print("stored: with-snippet clicks in SQLite after the collector is up and a page loaded")
+    print(f"        (waiting up to {args.replay_wait:g} s).")
+    for run in runs:
+        if run.stored < args.clicks:
+            print(
+                f"  {STATES[run.state]}: {run.stored}/{args.clicks} after one page,"
+                f" {run.stored_later}/{args.clicks} once a second page was loaded"
+            )
     if bench.errors:
         print(f"page errors ({len(bench.errors)}):")
         for error in bench.errors[:20]:

@@ -7,6 +7,7 @@ const LEASE = 6e3; // ms an event being sent is left alone by replays, in this t
 const BATCH_CHARACTERS = 8e3; // small against the 64 KiB all keepalive requests share
 
 let replaying;
+let retryIn = LEASE;
 
 // Time first, so ids sort roughly by time; 64 random bits make them unique.
 const newId = () => Date.now().toString(36) + '-' + crypto.getRandomValues(new Uint32Array(2)).join('-');
@@ -59,7 +60,10 @@ export const replay = () => {
     replaying = 1;
     send(batch, (acknowledged) => {
       replaying = 0;
-      acknowledged && replay();
+      // The next batch; or, after a failure, another try while this page lives, each
+      // one waiting twice as long as the last (up to 5 minutes).
+      retryIn = acknowledged ? LEASE : Math.min(retryIn * 2, 3e5);
+      acknowledged ? replay() : setTimeout(guard(replay), retryIn);
     });
   } else if (leased) setTimeout(guard(replay), LEASE);
 };
