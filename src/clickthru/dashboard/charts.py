@@ -23,7 +23,8 @@ LINE_HEIGHT = 240
 FONT_SIZE = 12
 CHAR_WIDTH = 7  # a generous average glyph width at FONT_SIZE, to space tick labels
 BAR_ROW = 26
-BAR_LABEL_CHARS = 18  # longer bar labels are cut; the full text stays in the tooltip
+WIDE_CHAR = 9  # room per bar-label character: wide glyphs at the phone's larger size
+BAR_LABEL_CHARS = 16  # longer bar labels are cut; the full text stays in the tooltip
 MAX_X_TICKS = 8
 Y_TICKS = 4
 PALETTE = ("#2563eb", "#d97706", "#059669", "#9333ea", "#dc2626")
@@ -126,7 +127,10 @@ def bar_chart(
     if not bars:
         return _empty(title, 3 * BAR_ROW, element_id)
 
-    left, right, top = 8 + BAR_LABEL_CHARS * CHAR_WIDTH, 56, 24
+    # Room on the left for the longest label shown, at a wide glyph's width: capitals,
+    # symbols and a phone's larger text must not run off the edge.
+    longest = min(BAR_LABEL_CHARS, max(len(label) for label, _ in bars))
+    left, right, top = 12 + longest * WIDE_CHAR, 56, 24
     height = top + len(bars) * BAR_ROW + 8
     values = [value for _, value in bars]
     ticks = _nice_ticks(max(map(_drawable, values)), whole=all(isinstance(v, int) for v in values))
