@@ -40,3 +40,19 @@ ensure_snippet_tools() {
     npm ci --prefix snippet --no-audit --no-fund --loglevel=error
   fi
 }
+
+# A PostgreSQL for the tests of the shared store: the local server if one answers on
+# 127.0.0.1:5432 (trust auth for user postgres), else Debian's, reached by its socket.
+ensure_postgres() {
+  if [ -n "${CLICKTHRU_TEST_POSTGRES:-}" ]; then return; fi
+  if .venv/bin/python -c "import psycopg; psycopg.connect('postgresql://postgres@127.0.0.1:5432/postgres', connect_timeout=3).close()" 2>/dev/null; then
+    return
+  fi
+  ensure_debian pg_ctlcluster postgresql
+  as_root service postgresql start >/dev/null 2>&1 || true
+  as_root su postgres -c "psql -q" >/dev/null <<SQL
+DO \$\$ BEGIN CREATE ROLE "$(id -un)" SUPERUSER LOGIN;
+EXCEPTION WHEN duplicate_object THEN NULL; END \$\$;
+SQL
+  export CLICKTHRU_TEST_POSTGRES="postgresql:///postgres?host=/var/run/postgresql"
+}

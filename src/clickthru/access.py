@@ -73,7 +73,7 @@ Transaction = Callable[[Any], AbstractContextManager[Any]]
 
 class Access:
     """Users and their credentials, on the store's connections (SQLite, or PostgreSQL
-    through its qmark adapter)."""
+    through its qmark adapter; there a bare `user` is the session user, hence "user")."""
 
     def __init__(
         self, connect: Callable[[], Any], transaction: Transaction = write_transaction
@@ -103,7 +103,7 @@ class Access:
                 (name, hash_password(password), int(operator), _now_ms()),
             )
             conn.executemany(
-                "INSERT INTO user_sites (user, site) VALUES (?, ?)", [(name, s) for s in sites]
+                'INSERT INTO user_sites ("user", site) VALUES (?, ?)', [(name, s) for s in sites]
             )
         return self.user(name)
 
@@ -113,7 +113,7 @@ class Access:
         if row is None:
             raise StoreError(f"no user named {name!r}")
         sites = conn.execute(
-            "SELECT site FROM user_sites WHERE user = ? ORDER BY site", (name,)
+            'SELECT site FROM user_sites WHERE "user" = ? ORDER BY site', (name,)
         ).fetchall()
         return User(name, bool(row[0]), tuple(site for (site,) in sites))
 
@@ -145,7 +145,7 @@ class Access:
         conn = self._connect()
         conn.execute("DELETE FROM sessions WHERE expires_at < ?", (now,))
         conn.execute(
-            "INSERT INTO sessions (token_hash, user, csrf, created_at, expires_at)"
+            'INSERT INTO sessions (token_hash, "user", csrf, created_at, expires_at)'
             " VALUES (?, ?, ?, ?, ?)",
             (_sha256(token), user.name, session.csrf, now, session.expires_at),
         )
@@ -155,7 +155,7 @@ class Access:
         row = (
             self._connect()
             .execute(
-                "SELECT user, csrf, expires_at FROM sessions"
+                'SELECT "user", csrf, expires_at FROM sessions'
                 " WHERE token_hash = ? AND expires_at > ?",
                 (_sha256(token), _now_ms()),
             )
@@ -172,7 +172,7 @@ class Access:
         self.user(name)
         key = READ_KEY_PREFIX + secrets.token_urlsafe(24)
         self._connect().execute(
-            "INSERT INTO read_keys (key_hash, user, created_at) VALUES (?, ?, ?)",
+            'INSERT INTO read_keys (key_hash, "user", created_at) VALUES (?, ?, ?)',
             (_sha256(key), name, _now_ms()),
         )
         return key
@@ -180,7 +180,7 @@ class Access:
     def key_user(self, key: str) -> User | None:
         row = (
             self._connect()
-            .execute("SELECT user FROM read_keys WHERE key_hash = ?", (_sha256(key),))
+            .execute('SELECT "user" FROM read_keys WHERE key_hash = ?', (_sha256(key),))
             .fetchone()
         )
         return self.user(row[0]) if row else None

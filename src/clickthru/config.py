@@ -31,6 +31,11 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
     # Mark the dashboard's session cookie Secure: set it when TLS is in front.
     secure_cookies: bool = False
+    # With a shared PostgreSQL store (store = "postgresql://..."): this collector's spool,
+    # its name in the shared store (default: the host name), and when the spool is full.
+    spool: str = "clickthru-spool.db"
+    collector_name: str = ""
+    spool_max_events: Positive = 5_000_000
 
 
 class ConfigError(ValueError):

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import socket
 import sys
 from collections.abc import AsyncIterator
 
@@ -26,6 +27,7 @@ from clickthru.dashboard.app import Dashboard
 from clickthru.privacy import VisitorKeys
 from clickthru.sites import SiteRegistry
 from clickthru.store import Store, open_store
+from clickthru.store.spooled import SpooledStore
 
 SETTINGS_ENV = "CLICKTHRU_RESOLVED_SETTINGS"  # how `serve` hands settings to worker processes
 HEALTH_TIMEOUT = 2.0
@@ -35,8 +37,25 @@ MAINTENANCE_EVERY = 5.0  # seconds; below the registry's own refresh age, so it 
 log = logging.getLogger(__name__)
 
 
+def collector_store(settings: Settings) -> Store:
+    """SQLite alone, or with a shared PostgreSQL: a spool in front of it."""
+    if not settings.store.startswith(("postgres://", "postgresql://")):
+        return open_store(settings.store, commit_max_rows=settings.commit_max_rows)
+    from clickthru.store.postgres import PostgresStore
+    from clickthru.store.spooled import SpooledStore
+    from clickthru.store.sqlite import SQLiteStore
+
+    spool = SQLiteStore(settings.spool, max_batch_rows=settings.commit_max_rows, keep_rollups=False)
+    return SpooledStore(
+        spool,
+        PostgresStore(settings.store),
+        name=settings.collector_name or socket.gethostname(),
+        max_backlog=settings.spool_max_events,
+    )
+
+
 def create_app(settings: Settings, store: Store | None = None) -> HotPaths:
-    store = store or open_store(settings.store, commit_max_rows=settings.commit_max_rows)
+    store = store or collector_store(settings)
     sites = SiteRegistry(store)
     visitors = VisitorKeys(store.daily_salt)
     intake = Intake(sites, visitors)
@@ -69,16 +88,23 @@ def create_app(settings: Settings, store: Store | None = None) -> HotPaths:
             refresher.cancel()
             store.close()
 
+    spooled = store if isinstance(store, SpooledStore) else None
+
     async def healthz(request: Request) -> Response:
+        spool = {"spool": spooled.status()} if spooled else {}
         try:
             await asyncio.wait_for(store.check(), HEALTH_TIMEOUT)
         except Exception as exc:
             return JSONResponse(
-                {"ok": False, "error": "store_unavailable", "detail": str(exc)}, 503
+                {"ok": False, "error": "store_unavailable", "detail": str(exc), **spool}, 503
             )
-        return JSONResponse({"ok": True})
+        if spooled and spooled.forwarder.backlog >= spooled.max_backlog:
+            return JSONResponse({"ok": False, "error": "spool_full", **spool}, 503)
+        return JSONResponse({"ok": True, **spool})
 
     async def metrics_text(request: Request) -> Response:
+        if spooled:
+            metrics.observe_spool(spooled.status())
         body, content_type = metrics.exposition()
         return Response(body, headers={"content-type": content_type})
 

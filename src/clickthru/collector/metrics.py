@@ -13,6 +13,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     disable_created_metrics,
     generate_latest,
@@ -34,6 +35,26 @@ COMMIT_SECONDS = Histogram(
     "Time to write and commit one group",
     buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
+
+
+# With a shared store: the spool's backlog and whether the shared store takes shipments.
+SPOOL_BACKLOG = Gauge(
+    "clickthru_spool_backlog", "Events and rejects waiting in the spool", multiprocess_mode="max"
+)
+SHARED_STORE_UP = Gauge(
+    "clickthru_shared_store_up", "1 when the last shipment succeeded", multiprocess_mode="min"
+)
+LAST_SHIPPED = Gauge(
+    "clickthru_spool_last_shipped_seconds",
+    "Unix time of the last shipment to the shared store",
+    multiprocess_mode="max",
+)
+
+
+def observe_spool(status: dict[str, object]) -> None:
+    SPOOL_BACKLOG.set(float(status["backlog"]))  # type: ignore[arg-type]
+    SHARED_STORE_UP.set(1 if status["shared_store"] == "reachable" else 0)
+    LAST_SHIPPED.set(float(status["last_shipped"] or 0))  # type: ignore[arg-type]
 
 
 def observe_commit(events: int, seconds: float) -> None:

@@ -130,7 +130,9 @@ def hash_api_key(api_key: str) -> str:
 def open_store(url: str, *, commit_max_rows: int = 5000) -> Store:
     """Open a store from a path or URL: ``clickthru.db``, ``sqlite:///path/to.db``."""
     if url.startswith(("postgres://", "postgresql://")):
-        raise StoreError("the PostgreSQL store is not available yet; use a SQLite file")
+        from clickthru.store.postgres import PostgresStore
+
+        return PostgresStore(url)
     from clickthru.store.sqlite import SQLiteStore
 
     # sqlite:///abs/path.db -> /abs/path.db; sqlite://rel.db -> rel.db

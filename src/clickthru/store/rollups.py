@@ -53,7 +53,8 @@ def _upsert(table: str, keys: str) -> str:
     adds = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in COUNTERS)
     placeholders = ", ".join("?" * len(columns.split(", ")))
     return (
-        f"INSERT INTO {table} ({columns}) VALUES ({placeholders}) ON CONFLICT DO UPDATE SET {adds}"
+        f"INSERT INTO {table} ({columns}) VALUES ({placeholders})"
+        f" ON CONFLICT (site, {keys}) DO UPDATE SET {adds}"
     )
 
 

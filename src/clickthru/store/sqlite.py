@@ -185,6 +185,7 @@ class _Writer:
     path: str
     max_batch_rows: int
     on_commit: CommitObserver | None
+    keep_rollups: bool = True
     jobs: queue.SimpleQueue[_Job | None] = field(default_factory=queue.SimpleQueue)
     thread: threading.Thread | None = None
 
@@ -263,8 +264,7 @@ class _Writer:
             except Exception:  # an observer must never stop the writer
                 log.exception("commit observer failed")
 
-    @staticmethod
-    def _transaction(conn: sqlite3.Connection, group: list[_Job]) -> list[Outcome]:
+    def _transaction(self, conn: sqlite3.Connection, group: list[_Job]) -> list[Outcome]:
         results: list[Outcome] = []
         stored: list[EventRow] = []
         duplicates: list[EventRow] = []
@@ -288,7 +288,8 @@ class _Writer:
                     conn.executemany(INSERT_REJECT, job.batch.rejects)
                     rejects.extend(job.batch.rejects)
                 results.append(WriteResult(accepted, len(events) - accepted))
-            rollups.add(conn, stored, duplicates, rejects)
+            if self.keep_rollups:
+                rollups.add(conn, stored, duplicates, rejects)
         return results
 
 
@@ -296,13 +297,19 @@ class SQLiteStore:
     """The default store. Safe to open from several processes on one machine."""
 
     def __init__(
-        self, path: str | Path, *, max_batch_rows: int = 5000, write_timeout: float = 30.0
+        self,
+        path: str | Path,
+        *,
+        max_batch_rows: int = 5000,
+        write_timeout: float = 30.0,
+        keep_rollups: bool = True,
     ) -> None:
         self.path = str(path)
         # A write still queued or blocked after this long fails; the client sends again,
         # and if it did commit after all, the retry is a harmless duplicate.
         self.write_timeout = write_timeout
-        self._writer = _Writer(self.path, max_batch_rows, None)
+        # A spool (the shared store keeps the rollups) leaves them out.
+        self._writer = _Writer(self.path, max_batch_rows, None, keep_rollups)
         self._local = threading.local()
         self._migrated = False
 
@@ -413,6 +420,39 @@ class SQLiteStore:
                 (now, name, keep, f"k{number}"),
             )
         return self.site(name)
+
+    def mirror_sites(self, sites: list[Site]) -> None:
+        """Keep a copy of the shared store's sites (a spool verifies tokens with it while
+        the shared store is away)."""
+        with write_transaction(self._conn()) as conn:
+            conn.execute("DELETE FROM site_keys")
+            conn.execute("DELETE FROM sites")
+            conn.executemany(
+                "INSERT INTO sites (name, origins, api_key_hash, created_at) VALUES (?, ?, ?, 0)",
+                [(s.name, json.dumps(list(s.origins)), s.api_key_hash) for s in sites],
+            )
+            conn.executemany(
+                "INSERT INTO site_keys (site, key_id, secret, created_at, retired_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                [
+                    (s.name, k.key_id, k.secret.hex(), k.created_at, k.retired_at)
+                    for s in sites
+                    for k in s.keys
+                ],
+            )
+
+    def identity(self) -> str:
+        """A random id made once for this file: who this spool is to the shared store."""
+        conn = self._conn()
+        found = conn.execute("SELECT value FROM meta WHERE key = 'id'").fetchone()
+        if found:
+            return str(found[0])
+        with write_transaction(conn):
+            conn.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('id', ?)", (secrets.token_hex(8),)
+            )
+            value: str = conn.execute("SELECT value FROM meta WHERE key = 'id'").fetchone()[0]
+        return value
 
     # -- visitor salts -------------------------------------------------------------------
 
