@@ -148,7 +148,7 @@ def test_a_store_made_before_rollups_gets_them_built(tmp_path: Path) -> None:
             conn.execute(f"DROP TABLE {table}")
         conn.execute("DROP TABLE reject_counts")
         conn.execute("DROP TABLE duplicate_counts")
-        for table in ("read_keys", "sessions", "user_sites", "users"):  # and what came after
+        for table in ("read_keys", "sessions", "user_sites", "users", "meta"):  # what came after
             conn.execute(f"DROP TABLE {table}")
         conn.execute("PRAGMA user_version = 1")
     SQLiteStore(path).count_events()  # opening migrates
