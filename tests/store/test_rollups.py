@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from clickthru.store import Batch, EventRow, RejectRow
 from clickthru.store.rollups import DAY_MS, HOUR_MS, rebuild
-from clickthru.store.sqlite import SQLiteStore, write_transaction
+from clickthru.store.sqlite import SQLiteStore, migrations, write_transaction
 
 START = 1_795_000_000_000  # a fixed moment; events spread over a few days after it
 
@@ -135,21 +135,16 @@ def test_live_rollups_equal_an_independent_count_and_a_rebuild(
 
 def test_a_store_made_before_rollups_gets_them_built(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
-    store = SQLiteStore(path)
-    store.start()
-    event = EventRow(
-        "event-old", "click", "shop", "L", "i", 1, "home", "k1", 0, None, START, None, None,
-        "fetch", None, False, None,
-    )  # fmt: skip
-    asyncio.run(store.write(Batch([event])))
-    store.close()
-    with sqlite3.connect(path) as conn:  # as a version-1 file would be
-        for table in ("rollup_hourly", "rollup_items", "rollup_positions", "firsts"):
-            conn.execute(f"DROP TABLE {table}")
-        conn.execute("DROP TABLE reject_counts")
-        conn.execute("DROP TABLE duplicate_counts")
-        for table in ("read_keys", "sessions", "user_sites", "users", "meta"):  # what came after
-            conn.execute(f"DROP TABLE {table}")
+    with sqlite3.connect(path) as conn:  # a version-1 file, as the first release made it
+        conn.executescript(migrations()[0][1])
         conn.execute("PRAGMA user_version = 1")
+        conn.execute(
+            f"INSERT INTO events ({', '.join(EventRow._fields)}) VALUES"
+            f" ({', '.join('?' * len(EventRow._fields))})",
+            EventRow(
+                "event-old", "click", "shop", "L", "i", 1, "home", "k1", 0, None, START, None,
+                None, "fetch", None, False, None,
+            ),
+        )  # fmt: skip
     SQLiteStore(path).count_events()  # opening migrates
     assert snapshot(path)["rollup_hourly"] == [("shop", START // HOUR_MS, "home", 0, 1, 0, 0, 1, 0)]
