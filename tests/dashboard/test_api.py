@@ -196,3 +196,22 @@ def test_a_rebuild_agrees_with_the_live_rollups(served: tuple[Collector, Users])
     )
     assert "rollups rebuilt" in rebuilt.stdout
     assert {table: sorted(collector.query(f"SELECT * FROM {table}")) for table in tables} == live
+
+
+def test_the_cli_report_prints_the_apis_numbers(served: tuple[Collector, Users]) -> None:
+    collector, users = served
+    run = uuid.uuid4().hex[:8]
+    sent = [collector.event(item=f"{run}-cli-{n % 3}", kind="click") for n in range(7)]
+    assert collector.post(sent, headers={"user-agent": PERSON}).status_code == 200
+    moment = {"since": "2000-01-01", "until": "2100-01-01"}
+    for by in ("item", "position", "placement", "day"):
+        printed = subprocess.run(
+            [
+                sys.executable, "-m", "clickthru", "--store", str(collector.db), "report",
+                "--site", "shop", "--by", by, "--format", "json",
+                "--since", moment["since"], "--until", moment["until"],
+            ],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+        answered = api(collector, users.operator_key, "report", by=by, **moment)
+        assert json.loads(printed) == answered, by
