@@ -27,6 +27,7 @@ from clickthru.reports import (
     report_document,
 )
 from clickthru.store import Store, StoreError, open_store
+from clickthru.store.sqlite import SQLiteStore
 
 ORIGIN = re.compile(r"^https?://[a-z0-9.-]+(:\d{1,5})?$|^https?://\[[0-9a-f:]+\](:\d{1,5})?$")
 SITE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -89,7 +90,12 @@ def serve(ctx: Context, host: str | None, port: int | None, workers: int | None)
     from clickthru.collector.app import SETTINGS_ENV, create_app
 
     settings = ctx.settings(host=host, port=port, workers=workers)
-    open_store(settings.store).count_events()  # fail early and clearly, before listening
+    # Fail early and clearly, before listening. With a shared store, only the spool must
+    # open: a collector starts and acknowledges while PostgreSQL is away.
+    if settings.store.startswith(("postgres://", "postgresql://")):
+        SQLiteStore(settings.spool).count_events()
+    else:
+        open_store(settings.store).count_events()
     options: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,

@@ -22,11 +22,10 @@ class VisitorKeys:
         self._current = (-1, b"")
 
     def prepare(self, now: float | None = None) -> None:
-        """Fetch the day's salt ahead of requests (off the event loop, by the caller)."""
+        """Read the day's salt ahead of requests (off the event loop, by the caller, every
+        few seconds: a collector in front of a shared store may take its salt later)."""
         moment = time.time() if now is None else now
-        day = int(moment // 86400)
-        if day != self._current[0]:
-            self._current = (day, self._daily_salt(utc_day(moment)))
+        self._current = (int(moment // 86400), self._daily_salt(utc_day(moment)))
 
     def key(self, ip: str, user_agent: str, site: str, now: float | None = None) -> str:
         moment = time.time() if now is None else now

@@ -62,16 +62,21 @@ def create_app(settings: Settings, store: Store | None = None) -> HotPaths:
 
     def maintain() -> None:
         """Reads the hot path would otherwise do on the event loop."""
+        if isinstance(store, SpooledStore):
+            store.sync()  # the shared store's sites and salt, into the spool
+        refresh()
+
+    def refresh() -> None:
         sites.refresh()
         visitors.prepare()
 
     async def keep_fresh() -> None:
         while True:
-            await asyncio.sleep(MAINTENANCE_EVERY)
             try:
                 await asyncio.to_thread(maintain)
             except Exception:
                 log.exception("refreshing sites and salts failed; trying again")
+            await asyncio.sleep(MAINTENANCE_EVERY)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -80,7 +85,10 @@ def create_app(settings: Settings, store: Store | None = None) -> HotPaths:
         # disk, paced group commits. 1 ms measured best (bench/ingest_vs_executemany.py).
         sys.setswitchinterval(GIL_SWITCH_INTERVAL)
         store.start(on_commit=metrics.observe_commit)
-        maintain()
+        if isinstance(store, SpooledStore) and not store.spool.sites():
+            # A new spool knows no sites yet, so no token would verify: fetch them first.
+            await asyncio.to_thread(store.sync)
+        refresh()  # local reads: a shared store that is away must not delay the start
         refresher = asyncio.create_task(keep_fresh())
         try:
             yield
@@ -91,7 +99,7 @@ def create_app(settings: Settings, store: Store | None = None) -> HotPaths:
     spooled = store if isinstance(store, SpooledStore) else None
 
     async def healthz(request: Request) -> Response:
-        spool = {"spool": spooled.status()} if spooled else {}
+        spool = {"spool": await asyncio.to_thread(spooled.status)} if spooled else {}
         try:
             await asyncio.wait_for(store.check(), HEALTH_TIMEOUT)
         except Exception as exc:
@@ -104,7 +112,7 @@ def create_app(settings: Settings, store: Store | None = None) -> HotPaths:
 
     async def metrics_text(request: Request) -> Response:
         if spooled:
-            metrics.observe_spool(spooled.status())
+            metrics.observe_spool(await asyncio.to_thread(spooled.status))
         body, content_type = metrics.exposition()
         return Response(body, headers={"content-type": content_type})
 

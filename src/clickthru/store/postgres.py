@@ -23,10 +23,13 @@ import contextlib
 import functools
 import json
 import logging
+import os
 import secrets
+import socket
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from importlib import resources
 from typing import TYPE_CHECKING, Any
@@ -61,6 +64,9 @@ Row = tuple[Any, ...]
 # vanished (a datacenter cut off) within about a minute rather than the kernel's hours. The
 # server, in turn, ends a session left idle in a transaction, so that a collector cut off
 # mid-shipment does not hold the writers' lock until the server notices it is gone.
+SHIP_DEADLINE = 30.0  # seconds; a shipment of 5,000 events takes well under one
+READ_DEADLINE = 10.0
+
 CONNECTION_DEFAULTS = {
     "application_name": "clickthru",
     "connect_timeout": "10",
@@ -271,6 +277,31 @@ class PostgresStore:
         row = conn.execute("SELECT seq FROM forwarded WHERE collector = ?", (collector,)).fetchone()
         return None if row is None else int(row[0])
 
+    @contextlib.contextmanager
+    def _deadline(self, seconds: float) -> Iterator[None]:
+        """Cuts this thread's connection if the work takes longer: a server that accepts
+        and never answers (a frozen host, a stuck proxy) would otherwise hold the thread
+        for ever, since TCP keeps the line alive. The cut makes psycopg raise at once."""
+        conn = self._conn()
+
+        def cut() -> None:
+            with contextlib.suppress(OSError, psycopg.Error):
+                line = socket.socket(fileno=os.dup(conn.pg.fileno()))
+                line.shutdown(socket.SHUT_RDWR)
+                line.close()
+
+        timer = threading.Timer(seconds, cut)
+        timer.daemon = True
+        timer.start()
+        try:
+            yield
+        finally:
+            timer.cancel()
+
+    def sync_reads(self, seconds: float = READ_DEADLINE) -> AbstractContextManager[None]:
+        """A deadline for reads a collector makes in the background (sites, salts)."""
+        return self._deadline(seconds)
+
     def _ping(self) -> None:
         try:
             self._conn().execute("SELECT 1")
@@ -280,7 +311,8 @@ class PostgresStore:
     def _store(self, collector: str | None, upto_seq: int, batch: Batch) -> WriteResult:
         started = time.perf_counter()
         try:
-            result = self._transaction(collector, upto_seq, batch)
+            with self._deadline(SHIP_DEADLINE):
+                result = self._transaction(collector, upto_seq, batch)
         except (psycopg.OperationalError, psycopg.InterfaceError) as error:
             raise StoreUnavailable(f"PostgreSQL: {error}") from error
         except psycopg.Error as error:

@@ -23,8 +23,10 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, BinaryIO, Protocol
 
+from clickthru.privacy import utc_day
 from clickthru.store import (
     Batch,
     CommitObserver,
@@ -48,6 +50,7 @@ log = logging.getLogger(__name__)
 SHIP_EVENTS = 5000  # per PostgreSQL transaction
 IDLE = 0.2  # seconds between looks at an empty spool
 MAX_RETRY_WAIT = 5.0
+STUCK_AFTER = 10.0  # seconds a shipment may take before the shared store counts as away
 REJECT_COLUMNS = ", ".join(RejectRow._fields)
 
 
@@ -55,6 +58,7 @@ class Central(Store, Protocol):
     """The shared store: a Store that also takes shipments from spools."""
 
     def ship(self, collector: str, upto_seq: int, batch: Batch) -> WriteResult: ...
+    def sync_reads(self) -> AbstractContextManager[None]: ...
 
 
 class Forwarder:
@@ -70,6 +74,7 @@ class Forwarder:
         self.last_shipped = 0.0  # unix time of the last successful shipment
         self.shipped = 0
         self.last_error: str | None = None
+        self.shipping_since: float | None = None  # set while a shipment is under way
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -162,7 +167,11 @@ class Forwarder:
             batch = Batch(events=[EventRow(*row[1:]) for row in rows])
         else:
             batch = Batch(rejects=[RejectRow(*row[1:]) for row in rows])
-        self.central.ship(name, number, batch)
+        self.shipping_since = time.time()
+        try:
+            self.central.ship(name, number, batch)
+        finally:
+            self.shipping_since = None
         with _writing(conn, writer_lock):
             conn.execute(f"DELETE FROM {table} WHERE seq <= ?", (upto,))
             _set_meta(conn, f"{table}.shipped", str(number))
@@ -233,33 +242,47 @@ class SpooledStore:
     async def write(self, batch: Batch) -> WriteResult:
         if batch.events and self.forwarder.backlog >= self.max_backlog:
             raise StoreError(f"the spool is full ({self.forwarder.backlog} events waiting)")
-        return await self.spool.write(batch)
+        result = await self.spool.write(batch)
+        # Counted at once; the forwarder sets the exact figure after each pass.
+        self.forwarder.backlog += result.accepted + len(batch.rejects)
+        return result
 
     async def check(self) -> None:
         await self.spool.check()
 
     def status(self) -> dict[str, object]:
-        """For /healthz: how far behind the shared store is."""
+        """For /healthz: how far behind the shared store is (read now, not from the
+        forwarder, which may be waiting on the shared store)."""
+        self.forwarder.backlog = backlog = self.spool.waiting()
+        since = self.forwarder.shipping_since
+        stuck = since is not None and time.time() - since > STUCK_AFTER
+        reachable = self.forwarder.reachable and not stuck
         return {
             "collector": self.collector,
-            "backlog": self.forwarder.backlog,
+            "backlog": backlog,
             "max_backlog": self.max_backlog,
-            "shared_store": "reachable" if self.forwarder.reachable else "unreachable",
+            "shared_store": "reachable" if reachable else "unreachable",
             "last_shipped": self.forwarder.last_shipped or None,
             "last_error": self.forwarder.last_error,
         }
 
-    # Sites come from the shared store, mirrored into the spool for when it is away.
-    def sites(self) -> list[Site]:
+    def sync(self) -> None:
+        """Copy the shared store's sites and today's salt into the spool. Called by the
+        collector's maintenance task, off the event loop; requests read only the spool, so
+        a shared store that hangs never holds one up."""
         try:
-            sites = self.central.sites()
+            with self.central.sync_reads():
+                sites = self.central.sites()
+                today = utc_day()
+                salt = self.central.daily_salt(today)
         except Exception as error:
-            log.warning(
-                "reading sites from the shared store failed (%s); using the spool's copy", error
-            )
-            return self.spool.sites()
+            log.warning("reading sites from the shared store failed: %s", error)
+            return
         self.spool.mirror_sites(sites)
-        return sites
+        self.spool.set_salt(today, salt)
+
+    def sites(self) -> list[Site]:
+        return self.spool.sites()
 
     def site(self, name: str) -> Site:
         return self.central.site(name)
@@ -274,10 +297,8 @@ class SpooledStore:
         return self.central.rotate_key(name)
 
     def daily_salt(self, day: str) -> bytes:
-        try:
-            return self.central.daily_salt(day)
-        except Exception:  # a salt of its own: visitor keys of this day differ between DCs
-            return self.spool.daily_salt(day)
+        # The shared store's, once sync() has copied it; until then the spool's own.
+        return self.spool.daily_salt(day)
 
     def count_events(self) -> int:
         return self.central.count_events()

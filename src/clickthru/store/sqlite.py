@@ -441,6 +441,19 @@ class SQLiteStore:
                 ],
             )
 
+    def set_salt(self, day: str, salt: bytes) -> None:
+        """Take the shared store's salt for the day (so every collector keys alike)."""
+        with write_transaction(self._conn()) as conn:
+            conn.execute("INSERT OR REPLACE INTO salts (day, salt) VALUES (?, ?)", (day, salt))
+            conn.execute("DELETE FROM salts WHERE day < ?", (day,))
+
+    def waiting(self) -> int:
+        """Events and rejects in this file: a spool's backlog."""
+        conn = self._conn()
+        (events,) = conn.execute("SELECT count(*) FROM events").fetchone()
+        (rejects,) = conn.execute("SELECT count(*) FROM rejects").fetchone()
+        return int(events) + int(rejects)
+
     def identity(self) -> str:
         """A random id made once for this file: who this spool is to the shared store."""
         conn = self._conn()
