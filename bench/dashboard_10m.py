@@ -61,8 +61,10 @@ from clickthru.store import EventRow
 from clickthru.store.rollups import HOUR_MS
 from clickthru.store.sqlite import INSERT_REJECT, SQLiteStore, connect, migrate
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu"]
+# The test helpers live beside the package, not in it: importable from the repository root.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.chromium import CHROMIUM, CHROMIUM_ARGS
+
 OVERVIEW_GOAL_MS = 300.0
 USER, PASSWORD = "bench-ops", "bench password 10m"
 

@@ -26,18 +26,10 @@ from playwright.sync_api import (
 )
 
 from clickthru.store.sqlite import SQLiteStore
+from tests.chromium import CHROMIUM, CHROMIUM_ARGS
 from tests.conftest import OTHER_ORIGIN, SHOP_ORIGIN, Collector, make_collector
 
 PASSWORD = "correct horse battery"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 # A person's browser: the default httpx user agent counts as a bot, and bots are left out.
 PERSON = "Mozilla/5.0 (X11; Linux x86_64; rv:130.0) Gecko/20100101 Firefox/130.0"
 BOT = "Googlebot/2.1 (+http://www.google.com/bot.html)"

@@ -20,22 +20,15 @@ from playwright.sync_api import (
 
 from clickthru import tokens
 from clickthru.store.sqlite import SQLiteStore
+from tests.chromium import CHROMIUM
+from tests.chromium import CHROMIUM_ARGS as BASE_ARGS
 from tests.conftest import Collector
 from tests.faults import FaultyEndpoint
 from tests.snippet.site import Site
 
 GONE_HOST = "ct-gone.test"  # the browser cannot resolve this name
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-features=HttpsUpgrades,HttpsFirstBalancedModeAutoEnable",
-]
+# Plain http://*.test origins: no HTTPS upgrade attempts in the way.
+CHROMIUM_ARGS = [*BASE_ARGS, "--disable-features=HttpsUpgrades,HttpsFirstBalancedModeAutoEnable"]
 RESOLVE_NOTHING = f"--host-resolver-rules=MAP {GONE_HOST} ~NOTFOUND"
 # What Chromium itself writes to the console when a request fails; not the page's doing.
 NETWORK_NOISE = ("Failed to load resource", "net::ERR_")
