@@ -21,10 +21,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import json
 import logging
 import os
-import secrets
 import socket
 import threading
 import time
@@ -44,13 +42,12 @@ from clickthru.store import (
     NewSite,
     RejectRow,
     Site,
-    SiteKey,
     StoreError,
     WriteResult,
-    hash_api_key,
     rollups,
 )
 from clickthru.store.rollups import DAY_MS
+from clickthru.store.site_tables import SiteTables
 
 if TYPE_CHECKING:
     from clickthru.access import Access
@@ -209,6 +206,7 @@ class PostgresStore:
         except psycopg.ProgrammingError as error:
             raise StoreError(f"not a PostgreSQL URL: {error}") from None
         self._local = threading.local()
+        self._site_tables = SiteTables(self._conn, transaction, lock_row=" FOR UPDATE")
         self._lock = threading.Lock()
         self._opened: list[QmarkConnection] = []
         self._migrated = False
@@ -395,93 +393,24 @@ class PostgresStore:
     # -- sites -------------------------------------------------------------------------
 
     def sites(self) -> list[Site]:
-        conn = self._conn()
-        keys: dict[str, list[SiteKey]] = {}
-        for site, key_id, secret, created, retired in conn.execute(
-            "SELECT site, key_id, secret, created_at, retired_at FROM site_keys"
-            " ORDER BY created_at DESC, CAST(substr(key_id, 2) AS INTEGER) DESC"
-        ):
-            keys.setdefault(site, []).append(
-                SiteKey(key_id, bytes.fromhex(secret), created, retired)
-            )
-        return [
-            Site(name, tuple(json.loads(origins)), api_hash, tuple(keys.get(name, ())))
-            for name, origins, api_hash in conn.execute(
-                "SELECT name, origins, api_key_hash FROM sites ORDER BY name"
-            )
-        ]
+        return self._site_tables.sites()
 
     def site(self, name: str) -> Site:
-        for site in self.sites():
-            if site.name == name:
-                return site
-        raise StoreError(f"no site named {name!r}")
+        return self._site_tables.site(name)
 
     def add_site(self, name: str, origins: list[str]) -> NewSite:
-        api_key = "ctk_" + secrets.token_urlsafe(24)
-        now = _now_ms()
-        with transaction(self._conn()) as conn:
-            added = conn.execute(
-                "INSERT INTO sites (name, origins, api_key_hash, created_at) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT (name) DO NOTHING RETURNING name",
-                (name, json.dumps(origins), hash_api_key(api_key), now),
-            ).fetchone()
-            if added is None:
-                raise StoreError(f"a site named {name!r} exists already")
-            conn.execute(
-                "INSERT INTO site_keys (site, key_id, secret, created_at) VALUES (?, ?, ?, ?)",
-                (name, "k1", secrets.token_hex(32), now),
-            )
-        return NewSite(self.site(name), api_key)
+        return self._site_tables.add_site(name, origins)
 
     def set_origins(self, name: str, origins: list[str]) -> Site:
-        self.site(name)  # a clear error for an unknown site
-        self._conn().execute(
-            "UPDATE sites SET origins = ? WHERE name = ?", (json.dumps(origins), name)
-        )
-        return self.site(name)
+        return self._site_tables.set_origins(name, origins)
 
     def rotate_key(self, name: str) -> Site:
-        """A new signing key; the previous one still verifies, older ones are retired."""
-        now = _now_ms()
-        with transaction(self._conn()) as conn:
-            # The site's row lock: two rotations at once take turns, not the same number.
-            if not conn.execute(
-                "SELECT 1 FROM sites WHERE name = ? FOR UPDATE", (name,)
-            ).fetchone():
-                raise StoreError(f"no site named {name!r}")
-            numbers = conn.execute(
-                "SELECT CAST(substr(key_id, 2) AS INTEGER) FROM site_keys WHERE site = ?", (name,)
-            ).fetchall()
-            newest = max(number for (number,) in numbers)
-            conn.execute(
-                "INSERT INTO site_keys (site, key_id, secret, created_at) VALUES (?, ?, ?, ?)",
-                (name, f"k{newest + 1}", secrets.token_hex(32), now),
-            )
-            conn.execute(
-                "UPDATE site_keys SET retired_at = ?"
-                " WHERE site = ? AND key_id != ? AND key_id != ? AND retired_at IS NULL",
-                (now, name, f"k{newest}", f"k{newest + 1}"),
-            )
-        return self.site(name)
+        return self._site_tables.rotate_key(name)
 
     # -- visitor salts -------------------------------------------------------------------
 
     def daily_salt(self, day: str) -> bytes:
-        """The salt for a UTC day (YYYY-MM-DD), shared by every collector."""
-        conn = self._conn()
-        found = conn.execute("SELECT salt FROM salts WHERE day = ?", (day,)).fetchone()
-        if found:  # the common case: one read
-            return bytes(found[0])
-        with transaction(conn):
-            # Collectors asking together: the first insert wins, the others read its salt.
-            conn.execute(
-                "INSERT INTO salts (day, salt) VALUES (?, ?) ON CONFLICT (day) DO NOTHING",
-                (day, secrets.token_bytes(16)),
-            )
-            conn.execute("DELETE FROM salts WHERE day < ?", (day,))
-            salt = _scalar(conn.execute("SELECT salt FROM salts WHERE day = ?", (day,)))
-        return bytes(salt)
+        return self._site_tables.daily_salt(day)
 
     # -- reads -------------------------------------------------------------------------
 

@@ -34,12 +34,11 @@ from clickthru.store import (
     NewSite,
     RejectRow,
     Site,
-    SiteKey,
     StoreError,
     WriteResult,
-    hash_api_key,
     rollups,
 )
+from clickthru.store.site_tables import SiteTables
 
 if TYPE_CHECKING:
     from clickthru.access import Access
@@ -312,6 +311,7 @@ class SQLiteStore:
         self._writer = _Writer(self.path, max_batch_rows, None, keep_rollups)
         self._local = threading.local()
         self._migrated = False
+        self._site_tables = SiteTables(self._conn, write_transaction, lock_row="")
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -358,68 +358,19 @@ class SQLiteStore:
     # -- sites -------------------------------------------------------------------------
 
     def sites(self) -> list[Site]:
-        conn = self._conn()
-        keys: dict[str, list[SiteKey]] = {}
-        for site, key_id, secret, created, retired in conn.execute(
-            "SELECT site, key_id, secret, created_at, retired_at FROM site_keys"
-            " ORDER BY created_at DESC, CAST(substr(key_id, 2) AS INTEGER) DESC"
-        ):
-            keys.setdefault(site, []).append(
-                SiteKey(key_id, bytes.fromhex(secret), created, retired)
-            )
-        return [
-            Site(name, tuple(json.loads(origins)), api_hash, tuple(keys.get(name, ())))
-            for name, origins, api_hash in conn.execute(
-                "SELECT name, origins, api_key_hash FROM sites ORDER BY name"
-            )
-        ]
+        return self._site_tables.sites()
 
     def site(self, name: str) -> Site:
-        for site in self.sites():
-            if site.name == name:
-                return site
-        raise StoreError(f"no site named {name!r}")
+        return self._site_tables.site(name)
 
     def add_site(self, name: str, origins: list[str]) -> NewSite:
-        api_key = "ctk_" + secrets.token_urlsafe(24)
-        now = _now_ms()
-        with write_transaction(self._conn()) as conn:
-            if conn.execute("SELECT 1 FROM sites WHERE name = ?", (name,)).fetchone():
-                raise StoreError(f"a site named {name!r} exists already")
-            conn.execute(
-                "INSERT INTO sites (name, origins, api_key_hash, created_at) VALUES (?, ?, ?, ?)",
-                (name, json.dumps(origins), hash_api_key(api_key), now),
-            )
-            conn.execute(
-                "INSERT INTO site_keys (site, key_id, secret, created_at) VALUES (?, ?, ?, ?)",
-                (name, "k1", secrets.token_hex(32), now),
-            )
-        return NewSite(self.site(name), api_key)
+        return self._site_tables.add_site(name, origins)
 
     def set_origins(self, name: str, origins: list[str]) -> Site:
-        self.site(name)  # a clear error for an unknown site
-        self._conn().execute(
-            "UPDATE sites SET origins = ? WHERE name = ?", (json.dumps(origins), name)
-        )
-        return self.site(name)
+        return self._site_tables.set_origins(name, origins)
 
     def rotate_key(self, name: str) -> Site:
-        """A new signing key; the previous one still verifies, older ones are retired."""
-        site = self.site(name)
-        now = _now_ms()
-        number = 1 + max(int(k.key_id.removeprefix("k")) for k in site.keys)
-        with write_transaction(self._conn()) as conn:
-            conn.execute(
-                "INSERT INTO site_keys (site, key_id, secret, created_at) VALUES (?, ?, ?, ?)",
-                (name, f"k{number}", secrets.token_hex(32), now),
-            )
-            keep = site.signing_key.key_id
-            conn.execute(
-                "UPDATE site_keys SET retired_at = ?"
-                " WHERE site = ? AND key_id != ? AND key_id != ? AND retired_at IS NULL",
-                (now, name, keep, f"k{number}"),
-            )
-        return self.site(name)
+        return self._site_tables.rotate_key(name)
 
     def mirror_sites(self, sites: list[Site]) -> None:
         """Keep a copy of the shared store's sites (a spool verifies tokens with it while
@@ -470,19 +421,7 @@ class SQLiteStore:
     # -- visitor salts -------------------------------------------------------------------
 
     def daily_salt(self, day: str) -> bytes:
-        """The salt for a UTC day (YYYY-MM-DD), shared by every collector on this file."""
-        conn = self._conn()
-        found = conn.execute("SELECT salt FROM salts WHERE day = ?", (day,)).fetchone()
-        if found:  # the common case: a read, no write lock
-            return bytes(found[0])
-        with write_transaction(conn):
-            conn.execute(
-                "INSERT OR IGNORE INTO salts (day, salt) VALUES (?, ?)",
-                (day, secrets.token_bytes(16)),
-            )
-            conn.execute("DELETE FROM salts WHERE day < ?", (day,))
-            salt: bytes = conn.execute("SELECT salt FROM salts WHERE day = ?", (day,)).fetchone()[0]
-        return salt
+        return self._site_tables.daily_salt(day)
 
     # -- reads -------------------------------------------------------------------------
 
