@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import signal
 import socket
 import sqlite3
@@ -20,8 +21,14 @@ import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import msgspec
+
+from clickthru import tokens
 from clickthru.collector.app import SETTINGS_ENV
+from clickthru.privacy import VisitorKeys
+from clickthru.store import EventRow, Store
 
 SITE = "bench"
 SITE_ORIGIN = "http://127.0.0.1:9999"
@@ -274,3 +281,68 @@ class SystemCpu:
         """Share of all cores busy between ``before`` and this sample (0..1)."""
         span = self.total - before.total
         return (self.busy - before.busy) / span if span > 0 else 0.0
+
+
+# -- a workload of events, as a recommendation service's pages would send them -------------
+
+BATCH = 250  # what fits the collector's 64 KiB body limit (and a keepalive fetch)
+
+
+@dataclass(frozen=True)
+class Workload:
+    bodies: list[bytes]  # one JSON array of BATCH events per request
+    counts: list[int]
+    rows: list[EventRow]  # what PostgreSQL should end with, in the same order
+
+
+def make_workload(store: Store, events: int, lists: int, per_list: int) -> Workload:
+    """Events with valid tokens in request bodies of BATCH, and the rows a collector
+    makes of them (what the store should end with, in the same order)."""
+    key = store.site(SITE).signing_key
+    # The collector keys visitors with the store's salt of the day; so does this.
+    visitor = VisitorKeys(store.daily_salt).key("127.0.0.1", BROWSER_HEADERS["User-Agent"], SITE)
+    minted: list[tuple[str, tokens.Claims]] = []
+    for list_no in range(lists):
+        for position in range(1, per_list + 1):
+            token = tokens.mint(
+                site=SITE,
+                key_id=key.key_id,
+                secret=key.secret,
+                list_id=f"list-{list_no:06d}",
+                item=f"book-{(list_no * 7919 + position * 104729) % 100_000:06d}",
+                position=position,
+                placement="product-page-bottom",
+            )
+            minted.append((token, tokens.verify(token, lambda site, key_id: key.secret)))
+    prefix = secrets.token_hex(4)
+    now_ms = int(time.time() * 1000)
+    bodies: list[bytes] = []
+    counts: list[int] = []
+    rows: list[EventRow] = []
+    batch: list[dict[str, Any]] = []
+    for n in range(events):
+        token, claims = minted[n % len(minted)]
+        kind = "click" if n % 10 == 0 else "view"
+        event: dict[str, Any] = {
+            "id": f"r{prefix}-{n:09d}",
+            "kind": kind,
+            "token": token,
+            "ts": now_ms - (events - n),
+            "page": f"{SITE_ORIGIN}/book/{claims.item}",
+            "via": "fetch",
+        }
+        if kind == "click":
+            event["dest"] = f"{SITE_ORIGIN}/book/{n % 997}"
+        batch.append(event)
+        rows.append(
+            EventRow(
+                event["id"], kind, claims.site, claims.list_id, claims.item, claims.position,
+                claims.placement, claims.key_id, claims.issued_at, event["ts"], now_ms,
+                event["page"], event.get("dest"), "fetch", SITE_ORIGIN, False, visitor,
+            )
+        )  # fmt: skip
+        if len(batch) == BATCH or n == events - 1:
+            bodies.append(msgspec.json.encode(batch))
+            counts.append(len(batch))
+            batch = []
+    return Workload(bodies, counts, rows)

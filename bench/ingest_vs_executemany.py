@@ -31,7 +31,6 @@ import argparse
 import http.client
 import os
 import resource
-import secrets
 import shutil
 import sqlite3
 import sys
@@ -45,18 +44,18 @@ from typing import Any
 import msgspec
 
 from _common import (
+    BATCH,
     BROWSER_HEADERS,
-    SITE,
     SITE_ORIGIN,
     SystemCpu,
+    Workload,
     collector,
     count_rows,
     free_port,
+    make_workload,
     register_site,
     tree_cpu,
 )
-from clickthru import tokens
-from clickthru.privacy import VisitorKeys
 from clickthru.store import EventRow, open_store
 from clickthru.store.sqlite import EVENT_COLUMNS, ONE_EVENT, connect, migrate
 
@@ -64,83 +63,8 @@ from clickthru.store.sqlite import EVENT_COLUMNS, ONE_EVENT, connect, migrate
 INSERT_EVENT = (
     f"INSERT INTO events ({EVENT_COLUMNS}) VALUES {ONE_EVENT} ON CONFLICT (id) DO NOTHING"
 )
-BATCH = 250  # what fits the collector's 64 KiB body limit (and a keepalive fetch)
 COLUMNS = ", ".join(EventRow._fields)
 ANSWER = msgspec.json.Decoder(dict[str, Any])
-
-
-@dataclass(frozen=True)
-class Workload:
-    bodies: list[bytes]  # one JSON array of BATCH events per request
-    counts: list[int]  # events in each body
-    rows: list[EventRow]  # what the collector should store, in the same order
-
-
-def make_workload(store_path: Path, events: int, lists: int, per_list: int) -> Workload:
-    """Events with valid tokens, and the rows the collector will make of them."""
-    store = open_store(str(store_path))
-    key = store.site(SITE).signing_key
-    # The collector keys visitors with the day's salt from this file; ask for it now.
-    visitor = VisitorKeys(store.daily_salt).key("127.0.0.1", BROWSER_HEADERS["User-Agent"], SITE)
-    minted: list[tuple[str, tokens.Claims]] = []
-    for list_no in range(lists):
-        for position in range(1, per_list + 1):
-            token = tokens.mint(
-                site=SITE,
-                key_id=key.key_id,
-                secret=key.secret,
-                list_id=f"list-{list_no:04d}",
-                item=f"book-{(list_no * 7919 + position * 104729) % 100_000:06d}",
-                position=position,
-                placement="product-page-bottom",
-            )
-            minted.append((token, tokens.verify(token, lambda site, key_id: key.secret)))
-    prefix = secrets.token_hex(4)
-    now_ms = int(time.time() * 1000)
-    bodies: list[bytes] = []
-    counts: list[int] = []
-    rows: list[EventRow] = []
-    batch: list[dict[str, Any]] = []
-    for n in range(events):
-        token, claims = minted[n % len(minted)]
-        kind = "click" if n % 10 == 0 else "view"
-        event: dict[str, Any] = {
-            "id": f"r{prefix}-{n:09d}",
-            "kind": kind,
-            "token": token,
-            "ts": now_ms - (events - n),
-            "page": f"{SITE_ORIGIN}/book/{claims.item}",
-            "via": "fetch",
-        }
-        if kind == "click":
-            event["dest"] = f"{SITE_ORIGIN}/book/{n % 997}"
-        batch.append(event)
-        rows.append(
-            EventRow(
-                event["id"],
-                kind,
-                claims.site,
-                claims.list_id,
-                claims.item,
-                claims.position,
-                claims.placement,
-                claims.key_id,
-                claims.issued_at,
-                event["ts"],
-                now_ms,
-                event["page"],
-                event.get("dest"),
-                "fetch",
-                SITE_ORIGIN,
-                False,
-                visitor,
-            )
-        )
-        if len(batch) == BATCH or n == events - 1:
-            bodies.append(msgspec.json.encode(batch))
-            counts.append(len(batch))
-            batch = []
-    return Workload(bodies, counts, rows)
 
 
 def bare_sqlite(path: Path, rows: list[EventRow]) -> tuple[float, float]:
@@ -267,7 +191,7 @@ def main() -> int:
         register_site(store)
         made = time.perf_counter()
         lists = args.lists or max(1, args.events // 10)
-        work = make_workload(store, args.events, lists, 10)
+        work = make_workload(open_store(str(store)), args.events, lists, 10)
         sizes = [len(body) for body in work.bodies]
         print(
             f"{args.events:,} events in {len(work.bodies)} batches of {BATCH}"

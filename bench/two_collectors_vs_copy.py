@@ -54,27 +54,27 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import msgspec
 import psycopg
 from psycopg import sql
 
 from _common import (
+    BATCH,
     BROWSER_HEADERS,
     CLK_TCK,
     SITE,
     SITE_ORIGIN,
     SystemCpu,
+    Workload,
     free_port,
+    make_workload,
     start,
     stop,
     tree_cpu,
     wait_http,
 )
-from clickthru import tokens
-from clickthru.privacy import VisitorKeys
 from clickthru.store import EventRow
 from clickthru.store.postgres import PostgresStore
-from ingest_vs_executemany import BATCH, Client
+from ingest_vs_executemany import Client
 
 ADMIN_URL = os.environ.get(
     "CLICKTHRU_BENCH_POSTGRES",
@@ -120,65 +120,6 @@ def throwaway_database(prefix: str) -> Iterator[str]:
 
 
 # -- the workload ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Workload:
-    bodies: list[bytes]  # one JSON array of BATCH events per request
-    counts: list[int]
-    rows: list[EventRow]  # what PostgreSQL should end with, in the same order
-
-
-def make_workload(store: PostgresStore, events: int, lists: int, per_list: int) -> Workload:
-    """Events with valid tokens, and the rows the collectors will make of them."""
-    key = store.site(SITE).signing_key
-    # The collectors key visitors with the day's salt from PostgreSQL; so does this.
-    visitor = VisitorKeys(store.daily_salt).key("127.0.0.1", BROWSER_HEADERS["User-Agent"], SITE)
-    minted: list[tuple[str, tokens.Claims]] = []
-    for list_no in range(lists):
-        for position in range(1, per_list + 1):
-            token = tokens.mint(
-                site=SITE,
-                key_id=key.key_id,
-                secret=key.secret,
-                list_id=f"list-{list_no:06d}",
-                item=f"book-{(list_no * 7919 + position * 104729) % 100_000:06d}",
-                position=position,
-                placement="product-page-bottom",
-            )
-            minted.append((token, tokens.verify(token, lambda site, key_id: key.secret)))
-    prefix = secrets.token_hex(4)
-    now_ms = int(time.time() * 1000)
-    bodies: list[bytes] = []
-    counts: list[int] = []
-    rows: list[EventRow] = []
-    batch: list[dict[str, Any]] = []
-    for n in range(events):
-        token, claims = minted[n % len(minted)]
-        kind = "click" if n % 10 == 0 else "view"
-        event: dict[str, Any] = {
-            "id": f"r{prefix}-{n:09d}",
-            "kind": kind,
-            "token": token,
-            "ts": now_ms - (events - n),
-            "page": f"{SITE_ORIGIN}/book/{claims.item}",
-            "via": "fetch",
-        }
-        if kind == "click":
-            event["dest"] = f"{SITE_ORIGIN}/book/{n % 997}"
-        batch.append(event)
-        rows.append(
-            EventRow(
-                event["id"], kind, claims.site, claims.list_id, claims.item, claims.position,
-                claims.placement, claims.key_id, claims.issued_at, event["ts"], now_ms,
-                event["page"], event.get("dest"), "fetch", SITE_ORIGIN, False, visitor,
-            )
-        )  # fmt: skip
-        if len(batch) == BATCH or n == events - 1:
-            bodies.append(msgspec.json.encode(batch))
-            counts.append(len(batch))
-            batch = []
-    return Workload(bodies, counts, rows)
 
 
 # -- the anchor: bare COPY -------------------------------------------------------------------
