@@ -352,7 +352,7 @@ class PostgresStore:
                 conn.copy("events", EventRow._fields, map(_bot_as_integer, stored))
             if rejects:
                 conn.copy("rejects", RejectRow._fields, rejects)
-            rollups.add(conn, stored, duplicates, rejects)
+            rollups.add(conn, stored, duplicates, rejects, arrays=True)
             if collector is not None:
                 conn.execute(RECORD_SHIPPED, (collector, upto_seq, _now_ms()))
         return WriteResult(len(stored), len(duplicates))
