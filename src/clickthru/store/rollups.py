@@ -10,8 +10,8 @@ independent computation, so the two can be checked against each other.
 from __future__ import annotations
 
 import itertools
-from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
 from clickthru.store import EventRow, RejectRow
@@ -28,21 +28,20 @@ HOUR_MS = 3_600_000
 DAY_MS = 86_400_000
 COUNTERS = ("clicks", "views", "serves", "unique_clicks", "unique_views")
 UNIQUE_KINDS = frozenset({"click", "view"})
+# kind -> (its counter, its unique counter) as indexes into COUNTERS
+KIND_COUNTERS: dict[str, tuple[int, int | None]] = {
+    "click": (0, 3),
+    "view": (1, 4),
+    "serve": (2, None),
+}
 # Multi-row statements stay far below SQLite's 32,766 parameters.
 ROWS_PER_STATEMENT = 500
 
-KeyOf = Callable[[EventRow], tuple[object, ...]]
-# table -> (key columns after site, how a key is made from an event)
-TABLES: dict[str, tuple[str, KeyOf]] = {
-    "rollup_hourly": ("hour, placement, bot", lambda e: (e.received_at // HOUR_MS, e.placement)),
-    "rollup_items": (
-        "day, placement, item, bot",
-        lambda e: (e.received_at // DAY_MS, e.placement, e.item),
-    ),
-    "rollup_positions": (
-        "day, placement, position, bot",
-        lambda e: (e.received_at // DAY_MS, e.placement, e.position),
-    ),
+# table -> its key columns after site
+TABLES = {
+    "rollup_hourly": "hour, placement, bot",
+    "rollup_items": "day, placement, item, bot",
+    "rollup_positions": "day, placement, position, bot",
 }
 
 
@@ -58,7 +57,7 @@ def _upsert(table: str, keys: str) -> str:
     )
 
 
-UPSERTS = {table: _upsert(table, keys) for table, (keys, _) in TABLES.items()}
+UPSERTS = {table: _upsert(table, keys) for table, keys in TABLES.items()}
 
 # PostgreSQL takes a whole tally as one statement over arrays (one parse, one plan), where
 # row by row costs more than the events' own insert. Column types, for the casts:
@@ -76,7 +75,7 @@ def _array_upsert(table: str, keys: str) -> str:
     )
 
 
-ARRAY_UPSERTS = {table: _array_upsert(table, keys) for table, (keys, _) in TABLES.items()}
+ARRAY_UPSERTS = {table: _array_upsert(table, keys) for table, keys in TABLES.items()}
 ARRAY_FIRSTS = (
     "INSERT INTO firsts (site, list_id, item, kind)"
     " SELECT * FROM unnest(?::text[], ?::text[], ?::text[], ?::text[])"
@@ -131,25 +130,33 @@ def add(
     """Adds newly stored events, duplicates and rejects to the counters (``arrays``: as
     PostgreSQL array statements)."""
     firsts = new_firsts(conn, stored, arrays)
+    # One pass over the events into their distinct combinations (this runs on the writer
+    # thread, holding the GIL the requests need: per event it must stay cheap); then the
+    # far fewer combinations into the three tables.
+    combinations: Counter[tuple[Any, ...]] = Counter()
+    for e in stored:
+        pair = (e.site, e.list_id, e.item, e.kind)
+        first = pair in firsts
+        if first:
+            firsts.discard(pair)  # only the first of them in this group is the first
+        combinations[
+            (e.site, e.received_at, e.placement, e.item, e.position, e.bot, e.kind, first)
+        ] += 1
     tallies: dict[str, defaultdict[tuple[object, ...], list[int]]] = {
         table: defaultdict(lambda: [0] * len(COUNTERS)) for table in TABLES
     }
-    for event in stored:
-        key = (event.site, event.list_id, event.item, event.kind)
-        first = key in firsts
-        if first:
-            firsts.discard(key)  # only the first of them in this group is the first
-        counts = (
-            event.kind == "click",
-            event.kind == "view",
-            event.kind == "serve",
-            first and event.kind == "click",
-            first and event.kind == "view",
-        )
-        for table, (_, key_of) in TABLES.items():
-            sums = tallies[table][(event.site, *key_of(event), int(event.bot))]
-            for index, count in enumerate(counts):
-                sums[index] += count
+    hourly, items, positions = (tallies[table] for table in TABLES)  # in TABLES' order
+    for (site, at, placement, item, position, bot, kind, first), n in combinations.items():
+        hour, day, bot = at // HOUR_MS, at // DAY_MS, int(bot)
+        raw, unique = KIND_COUNTERS[kind]
+        for sums in (
+            hourly[(site, hour, placement, bot)],
+            items[(site, day, placement, item, bot)],
+            positions[(site, day, placement, position, bot)],
+        ):
+            sums[raw] += n
+            if first and unique is not None:
+                sums[unique] += n
     for table, by_key in tallies.items():
         rows = [(*key, *sums) for key, sums in by_key.items()]
         if rows and arrays:
@@ -204,7 +211,7 @@ def rebuild(conn: Executor) -> None:
     )
     conn.execute(FLAGGED)
     try:
-        for table, (keys, _) in TABLES.items():
+        for table, keys in TABLES.items():
             conn.execute(_rebuild_table(table, keys))
     finally:
         conn.execute("DROP TABLE flagged")
