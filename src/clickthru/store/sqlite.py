@@ -119,15 +119,16 @@ def migrate(conn: sqlite3.Connection) -> int:
     """Apply the migrations this file has not seen yet; returns the schema version."""
     with write_transaction(conn):
         version: int = conn.execute("PRAGMA user_version").fetchone()[0]
+        build_rollups = version < ROLLUPS_VERSION
         for number, script in migrations():
             if number > version:
                 # executescript would commit our transaction; run statement by statement.
                 for statement in _statements(script):
                     conn.execute(statement)
-                if number == ROLLUPS_VERSION:
-                    rollups.rebuild(conn)
                 conn.execute(f"PRAGMA user_version = {number}")
                 version = number
+        if build_rollups:  # on the schema as it is now, after every migration
+            rollups.rebuild(conn)
     return version
 
 
