@@ -58,6 +58,23 @@ def wait_until_answering(
         time.sleep(0.05)
 
 
+def stop_group(process: subprocess.Popen[Any]) -> None:
+    """SIGTERM a server's process group, then SIGKILL what has not left within 10 s."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def kill_group(process: subprocess.Popen[Any]) -> None:
+    """SIGKILL: no shutdown, no flush, nothing but what is already on disk."""
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
 @dataclass
 class Collector:
     """A `clickthru serve` subprocess and the file it stores into."""
@@ -80,20 +97,13 @@ class Collector:
         wait_until_answering(self.process, f"{self.url}/healthz", timeout=timeout)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+        if self.process is not None:
+            stop_group(self.process)
         self.process = None
 
     def kill(self) -> None:
-        """SIGKILL: no shutdown, no flush, nothing but what is already on disk."""
         assert self.process is not None
-        os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait()
+        kill_group(self.process)
         self.process = None
 
     def token(self, site: str = "shop", **claims: Any) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -29,7 +28,7 @@ from playwright.sync_api import Browser, Playwright, sync_playwright
 from clickthru import tokens
 from clickthru.store import NewSite
 from clickthru.store.postgres import PostgresStore
-from tests.conftest import SHOP_ORIGIN, free_port, new_id
+from tests.conftest import SHOP_ORIGIN, free_port, kill_group, new_id, stop_group
 from tests.faults import FaultyEndpoint
 from tests.pg import throwaway_database
 from tests.snippet.conftest import CHROMIUM, CHROMIUM_ARGS
@@ -129,22 +128,13 @@ class SpooledCollector:
         return "\n".join(text.splitlines()[-lines:])
 
     def kill(self) -> None:
-        """SIGKILL the whole group: nothing survives but what is on disk."""
         assert self.process is not None
-        os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait()
+        kill_group(self.process)
         self.process = None
 
     def stop(self) -> None:
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+        if self.process is not None:
+            stop_group(self.process)
         self.process = None
 
     def post(self, events: Sequence[dict[str, Any]], timeout: float = 10) -> httpx.Response:
