@@ -262,6 +262,7 @@ class SpooledStore:
             "backlog": backlog,
             "max_backlog": self.max_backlog,
             "shared_store": "reachable" if reachable else "unreachable",
+            "shipped": self.forwarder.shipped,  # events and rejects, since this process began
             "last_shipped": self.forwarder.last_shipped or None,
             "last_error": self.forwarder.last_error,
         }
