@@ -50,15 +50,15 @@ def visible_sites(store: Store, visitor: Visitor) -> list[str]:
 
 
 def build_query(
-    store: Store,
     visitor: Visitor,
+    visible: list[str],
     asked: list[str],
     since_text: str | None,
     until_text: str | None,
     bots: str | None,
 ) -> Query:
-    """The sites, range and bot switch a request asks for, checked against who asks."""
-    visible = visible_sites(store, visitor)
+    """The sites, range and bot switch a request asks for, checked against who asks and
+    the sites they see (``visible_sites``, read once per request by the caller)."""
     for site in asked:
         if not visitor.user.may_see(site):
             raise Refused(403, "forbidden", f"no access to the site {site!r}")
@@ -108,10 +108,10 @@ class ReportsAPI:
         if visitor is None:
             raise Refused(401, "unauthenticated", "sign in, or send Authorization: Bearer KEY")
         params = request.query_params
-        query = await run_in_threadpool(
-            build_query,
-            self.store,
+        visible = await run_in_threadpool(visible_sites, self.store, visitor)
+        query = build_query(
             visitor,
+            visible,
             params.getlist("site"),
             params.get("since"),
             params.get("until"),
@@ -135,8 +135,8 @@ class ReportsAPI:
             return refused.response()
 
     async def sites(self, request: Request) -> Response:
-        visitor, _ = await self._visitor_and_query(request)
-        return JSONResponse({"sites": await run_in_threadpool(visible_sites, self.store, visitor)})
+        _, query = await self._visitor_and_query(request)
+        return JSONResponse({"sites": list(query.sites)})
 
     async def report(self, request: Request) -> Response:
         _, query = await self._visitor_and_query(request)

@@ -105,14 +105,8 @@ class Dashboard:
         if until and len(until) == 10:  # a date from the form: the whole day counts
             until = _day(parse_moment(until) + DAY_MS)
         try:
-            query = await run_in_threadpool(
-                build_query,
-                self.store,
-                visitor,
-                [chosen],
-                params.get("since"),
-                until,
-                params.get("bots"),
+            query = build_query(
+                visitor, sites, [chosen], params.get("since"), until, params.get("bots")
             )
         except Refused as refused:
             return html(pages.render_error(refused.status, refused.detail), refused.status)
