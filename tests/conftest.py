@@ -58,6 +58,20 @@ def wait_until_answering(
         time.sleep(0.05)
 
 
+def mint_token(new_site: NewSite, **claims: Any) -> str:
+    """A token signed with the site's current key; the claims a test does not care about
+    take plain defaults."""
+    key = new_site.site.signing_key
+    values: dict[str, Any] = {
+        "list_id": "list-1",
+        "item": "book-1",
+        "position": 1,
+        "placement": "product-page-bottom",
+        **claims,
+    }
+    return tokens.mint(site=new_site.site.name, key_id=key.key_id, secret=key.secret, **values)
+
+
 def stop_group(process: subprocess.Popen[Any]) -> None:
     """SIGTERM a server's process group, then SIGKILL what has not left within 10 s."""
     if process.poll() is None:
@@ -107,15 +121,7 @@ class Collector:
         self.process = None
 
     def token(self, site: str = "shop", **claims: Any) -> str:
-        key = self.sites[site].site.signing_key
-        values: dict[str, Any] = {
-            "list_id": "list-1",
-            "item": "book-1",
-            "position": 1,
-            "placement": "product-page-bottom",
-        }
-        values.update(claims)
-        return tokens.mint(site=site, key_id=key.key_id, secret=key.secret, **values)
+        return mint_token(self.sites[site], **claims)
 
     def event(self, site: str = "shop", **fields: Any) -> dict[str, Any]:
         claims = {

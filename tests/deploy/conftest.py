@@ -25,14 +25,13 @@ import psycopg
 import pytest
 from playwright.sync_api import Browser, Playwright, sync_playwright
 
-from clickthru import tokens
 from clickthru.store import NewSite
 from clickthru.store.postgres import PostgresStore
-from tests.conftest import SHOP_ORIGIN, free_port, kill_group, new_id, stop_group
+from tests.chromium import CHROMIUM, CHROMIUM_ARGS
+from tests.conftest import SHOP_ORIGIN, free_port, kill_group, mint_token, new_id, stop_group
 from tests.faults import FaultyEndpoint
 from tests.pg import throwaway_database
-from tests.snippet.conftest import CHROMIUM, CHROMIUM_ARGS
-from tests.snippet.site import Site
+from tests.snippet.site import Site, minter
 
 T = TypeVar("T")
 
@@ -192,15 +191,7 @@ class Deployment:
         return self.collectors["b"]
 
     def token(self, site: str = "shop", **claims: Any) -> str:
-        key = self.sites[site].site.signing_key
-        values: dict[str, Any] = {
-            "list_id": "list-1",
-            "item": "book-1",
-            "position": 1,
-            "placement": "product-page-bottom",
-            **claims,
-        }
-        return tokens.mint(site=site, key_id=key.key_id, secret=key.secret, **values)
+        return mint_token(self.sites[site], **claims)
 
     def events(
         self, count: int, site: str = "shop", list_id: str = "list-1"
@@ -269,16 +260,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
             "shop": pg.add_site("shop", [site.origin, SHOP_ORIGIN]),
             "twice": pg.add_site("twice", [SHOP_ORIGIN]),
         }
-        key = sites["shop"].site.signing_key
-
-        def mint(item: str, position: int) -> str:
-            list_id = item.rsplit("-book-", 1)[0]  # the site names items "<list>-book-<n>"
-            return tokens.mint(
-                site="shop", key_id=key.key_id, secret=key.secret, list_id=list_id,
-                item=item, position=position, placement="product-page-bottom",
-            )  # fmt: skip
-
-        site.mint = mint
+        site.mint = minter(sites["shop"])
         collectors = {
             "a": make_collector(directory, "dc-a", url),
             "b": make_collector(directory, "dc-b", url),

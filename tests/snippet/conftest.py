@@ -18,13 +18,12 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
-from clickthru import tokens
 from clickthru.store.sqlite import SQLiteStore
 from tests.chromium import CHROMIUM
 from tests.chromium import CHROMIUM_ARGS as BASE_ARGS
 from tests.conftest import Collector
 from tests.faults import FaultyEndpoint
-from tests.snippet.site import Site
+from tests.snippet.site import Site, minter
 
 GONE_HOST = "ct-gone.test"  # the browser cannot resolve this name
 # Plain http://*.test origins: no HTTPS upgrade attempts in the way.
@@ -74,16 +73,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     collector = Collector(directory / "clickthru.db")
     collector.sites["shop"] = store.add_site("shop", [site.origin])
     store.close()
-    key = collector.sites["shop"].site.signing_key
-
-    def mint(item: str, position: int) -> str:
-        list_id = item.rsplit("-book-", 1)[0]  # the site names items "<list>-book-<n>"
-        return tokens.mint(
-            site="shop", key_id=key.key_id, secret=key.secret, list_id=list_id,
-            item=item, position=position, placement="product-page-bottom",
-        )  # fmt: skip
-
-    site.mint = mint
+    site.mint = minter(collector.sites["shop"])
     collector.start()
     a = FaultyEndpoint(collector.port)
     b = FaultyEndpoint(collector.port)

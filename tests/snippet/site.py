@@ -17,8 +17,21 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from clickthru.collector.snippet import snippet_source
+from clickthru.store import NewSite
+from tests.conftest import mint_token
 
 Mint = Callable[[str, int], str]  # (item, position) -> token
+
+
+def minter(new_site: NewSite) -> Mint:
+    """Tokens for this site's links, as the recommendation service would sign them."""
+
+    def mint(item: str, position: int) -> str:
+        list_id = item.rsplit("-book-", 1)[0]  # the site names items "<list>-book-<n>"
+        return mint_token(new_site, list_id=list_id, item=item, position=position)
+
+    return mint
+
 
 # The test's own hook, before the snippet: the moment of each click, in the browser's clock.
 CLICK_CLOCK = """<script>
