@@ -119,51 +119,6 @@ def test_collectors_starting_together_all_open_the_store(url: str) -> None:
     assert query(url, "SELECT count(*) FROM schema_migrations") == [(len(migrations()),)]
 
 
-# -- sites and salts, as in SQLite -----------------------------------------------------------
-
-
-def test_sites_keys_rotate_and_the_previous_key_stays_valid(url: str, store: PostgresStore) -> None:
-    created = store.add_site("shop", ["http://shop.test"])
-    assert created.api_key.startswith("ctk_") and created.site.signing_key.key_id == "k1"
-    with pytest.raises(StoreError, match="exists already"):
-        store.add_site("shop", ["http://shop.test"])
-    store.rotate_key("shop")
-    twice = store.rotate_key("shop")
-    assert [(k.key_id, k.retired_at is None) for k in twice.keys] == [
-        ("k3", True), ("k2", True), ("k1", False),
-    ]  # fmt: skip
-    with pytest.raises(StoreError, match="no site"):
-        store.rotate_key("nowhere")
-    store.set_origins("shop", ["https://shop.test", "https://www.shop.test"])
-    other = PostgresStore(url)  # another collector sees the same sites
-    assert other.sites() == store.sites() == [store.site("shop")]
-    assert other.site("shop").origins == ("https://shop.test", "https://www.shop.test")
-    other.close()
-
-
-def test_the_daily_salt_is_shared_and_old_salts_are_forgotten(
-    url: str, store: PostgresStore
-) -> None:
-    first = store.daily_salt("2026-11-01")
-    assert len(first) == 16 and store.daily_salt("2026-11-01") == first
-    store.daily_salt("2026-11-02")
-    store.daily_salt("2026-11-03")
-    assert query(url, "SELECT day FROM salts") == [("2026-11-03",)]
-
-    def salt_of_a_collector(_: int) -> bytes:
-        opened = PostgresStore(url)
-        try:
-            return opened.daily_salt("2026-11-04")
-        finally:
-            opened.close()
-
-    with ThreadPoolExecutor(4) as pool:  # collectors meeting a new day together
-        assert len(set(pool.map(salt_of_a_collector, range(4)))) == 1
-
-
-# -- shipments -----------------------------------------------------------------------------
-
-
 def test_an_event_is_stored_once_across_shipments_and_collectors(
     url: str, store: PostgresStore
 ) -> None:

@@ -97,31 +97,6 @@ def test_migrations_are_versioned_and_applied_once(tmp_path: Path) -> None:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
-def test_sites_keys_rotate_and_the_previous_key_stays_valid(store: SQLiteStore) -> None:
-    created = store.add_site("shop", ["http://shop.test"])
-    assert created.api_key.startswith("ctk_") and created.site.signing_key.key_id == "k1"
-    with pytest.raises(StoreError, match="exists already"):
-        store.add_site("shop", ["http://shop.test"])
-    store.rotate_key("shop")
-    twice = store.rotate_key("shop")
-    assert [(k.key_id, k.retired_at is None) for k in twice.keys] == [
-        ("k3", True), ("k2", True), ("k1", False),
-    ]  # fmt: skip
-    with pytest.raises(StoreError, match="no site"):
-        store.rotate_key("nowhere")
-
-
-def test_the_daily_salt_is_shared_and_old_salts_are_forgotten(store: SQLiteStore) -> None:
-    first = store.daily_salt("2026-11-01")
-    assert store.daily_salt("2026-11-01") == first
-    store.daily_salt("2026-11-02")
-    store.daily_salt("2026-11-03")
-    with sqlite3.connect(store.path) as conn:
-        days = [d for (d,) in conn.execute("SELECT day FROM salts ORDER BY day")]
-    assert days == ["2026-11-03"]
-    assert SQLiteStore(store.path).daily_salt("2026-11-03") == store.daily_salt("2026-11-03")
-
-
 def test_the_writer_survives_a_failing_observer_and_refuses_after_close(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "s.db")
 
