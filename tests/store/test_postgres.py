@@ -119,6 +119,9 @@ def test_collectors_starting_together_all_open_the_store(url: str) -> None:
     assert query(url, "SELECT count(*) FROM schema_migrations") == [(len(migrations()),)]
 
 
+# -- shipments -----------------------------------------------------------------------------
+
+
 def test_an_event_is_stored_once_across_shipments_and_collectors(
     url: str, store: PostgresStore
 ) -> None:
