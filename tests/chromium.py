@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
+from playwright.sync_api import Browser, sync_playwright
+
 CHROMIUM = "/usr/bin/chromium"
 # Quiet and alike on every machine: no sandbox (CI runs as root), no GPU, no QUIC, nothing
 # in the background that would add requests of its own.
@@ -14,3 +19,14 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+
+
+@contextlib.contextmanager
+def chromium() -> Iterator[Browser]:
+    """A launched Chromium, closed on the way out."""
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()

@@ -19,10 +19,10 @@ from typing import Any
 
 import msgspec
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Error, Page, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Error, Page
 
 from clickthru.tokens import Claims
-from tests.chromium import CHROMIUM, CHROMIUM_ARGS
+from tests.chromium import chromium
 from tests.conftest import wait_until_answering
 
 BOOK = "frankenstein"
@@ -99,10 +99,8 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with chromium() as launched:
         yield launched
-        launched.close()
 
 
 @pytest.fixture

@@ -22,11 +22,10 @@ from playwright.sync_api import (
     ConsoleMessage,
     Dialog,
     Page,
-    sync_playwright,
 )
 
 from clickthru.store.sqlite import SQLiteStore
-from tests.chromium import CHROMIUM, CHROMIUM_ARGS
+from tests.chromium import chromium
 from tests.conftest import OTHER_ORIGIN, SHOP_ORIGIN, Collector, make_collector
 
 PASSWORD = "correct horse battery"
@@ -131,10 +130,8 @@ def post(
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with chromium() as launched:
         yield launched
-        launched.close()
 
 
 def sign_in(browser: Browser, known: Known, name: str, watch: Watch, **options: Any) -> Page:
