@@ -139,7 +139,12 @@ def test_debug_logs_what_it_does(world: World, context: BrowserContext) -> None:
     visitor.page.on("console", lambda message: logged.append(f"{message.type} {message.text}"))
     visitor.open(world.site.url(Page(endpoints=world.a.url, list_id="debug", debug=True)))
     visitor.done_with(visitor.click("blank", 1))
-    assert wait_for(lambda: any("clickthru" in line and "200" in line for line in logged))
+
+    def answered() -> bool:
+        visitor.page.wait_for_timeout(50)  # Playwright hands over console events only here
+        return any("clickthru" in line and "200" in line for line in logged)
+
+    assert wait_for(answered), logged
     assert all(line.startswith("debug ") for line in logged if "clickthru" in line)
 
 
