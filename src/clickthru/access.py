@@ -11,12 +11,12 @@ import hashlib
 import hmac
 import re
 import secrets
-import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
+from clickthru.clock import DAY_MS, now_ms
 from clickthru.store import StoreError
 from clickthru.store.sqlite import write_transaction
 
@@ -100,7 +100,7 @@ class Access:
                 raise StoreError(f"a user named {name!r} exists already")
             conn.execute(
                 "INSERT INTO users (name, password_hash, operator, created_at) VALUES (?, ?, ?, ?)",
-                (name, hash_password(password), int(operator), _now_ms()),
+                (name, hash_password(password), int(operator), now_ms()),
             )
             conn.executemany(
                 'INSERT INTO user_sites ("user", site) VALUES (?, ?)', [(name, s) for s in sites]
@@ -140,8 +140,8 @@ class Access:
     def start_session(self, user: User) -> tuple[str, Session]:
         """A new session; returns the token for the cookie (shown once) and the session."""
         token = secrets.token_urlsafe(32)
-        now = _now_ms()
-        session = Session(user, secrets.token_urlsafe(24), now + SESSION_DAYS * 86_400_000)
+        now = now_ms()
+        session = Session(user, secrets.token_urlsafe(24), now + SESSION_DAYS * DAY_MS)
         conn = self._connect()
         conn.execute("DELETE FROM sessions WHERE expires_at < ?", (now,))
         conn.execute(
@@ -157,7 +157,7 @@ class Access:
             .execute(
                 'SELECT "user", csrf, expires_at FROM sessions'
                 " WHERE token_hash = ? AND expires_at > ?",
-                (_sha256(token), _now_ms()),
+                (_sha256(token), now_ms()),
             )
             .fetchone()
         )
@@ -173,7 +173,7 @@ class Access:
         key = READ_KEY_PREFIX + secrets.token_urlsafe(24)
         self._connect().execute(
             'INSERT INTO read_keys (key_hash, "user", created_at) VALUES (?, ?, ?)',
-            (_sha256(key), name, _now_ms()),
+            (_sha256(key), name, now_ms()),
         )
         return key
 
@@ -184,7 +184,3 @@ class Access:
             .fetchone()
         )
         return self.user(row[0]) if row else None
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)

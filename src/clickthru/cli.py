@@ -16,6 +16,7 @@ import click
 import msgspec
 
 from clickthru import tokens
+from clickthru.clock import now_ms, parse_moment
 from clickthru.config import ConfigError, Settings, load_settings
 from clickthru.report import report_table
 from clickthru.reports import (
@@ -23,7 +24,6 @@ from clickthru.reports import (
     GROUPINGS,
     Grouping,
     Query,
-    parse_moment,
     report_document,
 )
 from clickthru.store import Store, StoreError, open_store
@@ -263,7 +263,7 @@ def report(
             raise click.BadParameter(f"no site named {site!r}", param_hint="--site")
     try:
         start = parse_moment(since)
-        end = parse_moment(until) if until else int(time.time() * 1000)
+        end = parse_moment(until) if until else now_ms()
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--since/--until") from None
     query = Query(tuple(sites or known), start, end, bots)

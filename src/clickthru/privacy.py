@@ -10,9 +10,7 @@ import hashlib
 import time
 from collections.abc import Callable
 
-
-def utc_day(now: float | None = None) -> str:
-    return time.strftime("%Y-%m-%d", time.gmtime(now))
+from clickthru.clock import DAY_SECONDS, utc_day
 
 
 class VisitorKeys:
@@ -25,12 +23,14 @@ class VisitorKeys:
         """Read the day's salt ahead of requests (off the event loop, by the caller, every
         few seconds: a collector in front of a shared store may take its salt later)."""
         moment = time.time() if now is None else now
-        self._current = (int(moment // 86400), self._daily_salt(utc_day(moment)))
+        self._current = (int(moment // DAY_SECONDS), self._daily_salt(utc_day(moment)))
 
     def key(self, ip: str, user_agent: str, site: str, now: float | None = None) -> str:
         moment = time.time() if now is None else now
         day, salt = self._current
-        if int(moment // 86400) != day:  # only until the day's first prepare(): one quick read
+        if (
+            int(moment // DAY_SECONDS) != day
+        ):  # only until the day's first prepare(): one quick read
             self.prepare(moment)
             salt = self._current[1]
         digest = hashlib.blake2b(f"{ip}\n{user_agent}\n{site}".encode(), key=salt, digest_size=8)

@@ -17,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from clickthru.clock import DAY_MS, HOUR_MS
 from clickthru.reports import GROUPINGS, Query, report_document
 from clickthru.store import Batch, EventRow, RejectRow, StoreError, WriteResult
 from clickthru.store.postgres import (
@@ -28,7 +29,6 @@ from clickthru.store.postgres import (
     partition_name,
     transaction,
 )
-from clickthru.store.rollups import DAY_MS, HOUR_MS
 from clickthru.store.sqlite import SQLiteStore
 from tests.pg import drop_connections, throwaway_database
 from tests.store.test_rollups import START, batches, event_row

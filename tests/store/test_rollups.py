@@ -12,8 +12,9 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from clickthru.clock import DAY_MS, HOUR_MS
 from clickthru.store import Batch, EventRow, RejectRow
-from clickthru.store.rollups import DAY_MS, HOUR_MS, rebuild
+from clickthru.store.rollups import rebuild
 from clickthru.store.sqlite import SQLiteStore, migrations, write_transaction
 
 START = 1_795_000_000_000  # a fixed moment; events spread over a few days after it

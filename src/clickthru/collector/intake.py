@@ -13,6 +13,7 @@ import msgspec
 from crawlerdetect import CrawlerDetect
 
 from clickthru import tokens
+from clickthru.clock import now_ms
 from clickthru.events import BROWSER_KINDS, MAX_URL, IncomingEvent
 from clickthru.privacy import VisitorKeys
 from clickthru.sites import SiteRegistry
@@ -80,9 +81,7 @@ class Intake:
     def reject_request(self, reason: str, detail: str | None, sender: Sender, raw: bytes) -> Batch:
         """A request that could not be read at all is still recorded."""
         text = raw[:MAX_KEPT_INPUT].decode("utf-8", "replace")
-        return Batch(
-            rejects=[RejectRow(int(time.time() * 1000), reason, detail, None, sender.origin, text)]
-        )
+        return Batch(rejects=[RejectRow(now_ms(), reason, detail, None, sender.origin, text)])
 
     def _accept(
         self,

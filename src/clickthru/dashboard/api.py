@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import io
-import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -17,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
+from clickthru.clock import now_ms, parse_moment
 from clickthru.dashboard.auth import Gate, Visitor
 from clickthru.reports import (
     COUNT_FIELDS,
@@ -25,7 +25,6 @@ from clickthru.reports import (
     Grouping,
     Query,
     Reports,
-    parse_moment,
     report_document,
 )
 from clickthru.store import Store
@@ -66,7 +65,7 @@ def build_query(
             raise Refused(404, "unknown_site", f"no site named {site!r}")
     try:
         since = parse_moment(since_text or DEFAULT_SINCE)
-        until = parse_moment(until_text) if until_text else int(time.time() * 1000)
+        until = parse_moment(until_text) if until_text else now_ms()
     except ValueError as error:
         raise Refused(400, "bad_parameter", str(error)) from None
     if since >= until:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -11,10 +10,11 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from clickthru.clock import DAY_MS, day_of, parse_moment
 from clickthru.dashboard import pages
 from clickthru.dashboard.api import Refused, ReportsAPI, build_query, visible_sites
 from clickthru.dashboard.auth import PREFIX, SECURITY_HEADERS, Gate, form_fields, safe_next
-from clickthru.reports import DAY_MS, Query, Reports, parse_moment
+from clickthru.reports import Query, Reports
 from clickthru.store import Store
 
 PAGES = ("overview", "placements", "items", "positions", "health")
@@ -23,10 +23,6 @@ TOP_ITEMS = 20
 
 def html(body: str, status: int = 200) -> HTMLResponse:
     return HTMLResponse(body, status, headers=SECURITY_HEADERS)
-
-
-def _day(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).date().isoformat()
 
 
 class Dashboard:
@@ -103,7 +99,7 @@ class Dashboard:
         chosen = params.get("site") or sites[0]
         until = params.get("until")
         if until and len(until) == 10:  # a date from the form: the whole day counts
-            until = _day(parse_moment(until) + DAY_MS)
+            until = day_of(parse_moment(until) + DAY_MS)
         try:
             query = build_query(
                 visitor, sites, [chosen], params.get("since"), until, params.get("bots")
@@ -117,8 +113,8 @@ class Dashboard:
             is_operator=visitor.user.operator,
             sites=sites,
             site=chosen,
-            since=_day(query.since_ms),
-            until=_day(query.until_ms - 1),
+            since=day_of(query.since_ms),
+            until=day_of(query.until_ms - 1),
             bots=query.bots,
             csrf_token=visitor.session.csrf,
             data=data,

@@ -19,6 +19,7 @@ from urllib.parse import urlencode
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
+from clickthru.clock import DAY_MS
 from clickthru.dashboard.charts import bar_chart, format_number, format_percent, line_chart
 from clickthru.reports import Counts, Health, Row
 
@@ -41,7 +42,6 @@ EXPORTS = (
 RAW_FORMATS = ("csv", "ndjson")
 MAX_BARS = 20  # the tables below the charts list every row
 LATEST_LIMIT = 20  # rows live.js keeps in the latest-clicks table
-DAY_MS = 86_400_000
 ERROR_TITLES = {400: "Bad request", 403: "Not allowed", 404: "Not found"}
 
 

@@ -7,36 +7,12 @@ counters answer by item and position, so those ranges resolve to whole UTC days.
 
 from __future__ import annotations
 
-import re
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 Grouping = Literal["placement", "item", "position", "day", "hour"]
 GROUPINGS: tuple[Grouping, ...] = ("placement", "item", "position", "day", "hour")
-
-
-RELATIVE = re.compile(r"^(\d+)([mhd])$")
-DAY_MS = 86_400_000
-
-
-def parse_moment(text: str, now: float | None = None) -> int:
-    """Unix ms from an ISO date or date-time (UTC unless it says) or a span back from now
-    (30m, 24h, 7d). Raises ValueError with a message a person can act on."""
-    now = time.time() if now is None else now
-    relative = RELATIVE.match(text)
-    if relative:
-        seconds = int(relative[1]) * {"m": 60, "h": 3600, "d": 86400}[relative[2]]
-        return int((now - seconds) * 1000)
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise ValueError(f"{text!r} is not a time: use an ISO date or 30m, 24h, 7d") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp() * 1000)
 
 
 @dataclass(frozen=True, slots=True)

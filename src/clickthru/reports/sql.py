@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from clickthru.clock import DAY_MS, HOUR_MS
 from clickthru.reports import EXPORT_COLUMNS, Click, Counts, Grouping, Health, Query, Row
-from clickthru.store.rollups import DAY_MS, HOUR_MS
 
 SUMS = "sum(clicks), sum(views), sum(serves), sum(unique_clicks), sum(unique_views)"
 # grouping -> (table, bucket column, what to group by, ordering)

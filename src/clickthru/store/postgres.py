@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from clickthru.clock import DAY_MS, DAY_SECONDS, now_ms
 from clickthru.store import (
     Batch,
     CommitObserver,
@@ -46,7 +47,6 @@ from clickthru.store import (
     WriteResult,
     rollups,
 )
-from clickthru.store.rollups import DAY_MS
 from clickthru.store.site_tables import SiteTables
 
 if TYPE_CHECKING:
@@ -182,7 +182,7 @@ def migrate(conn: QmarkConnection) -> int:
                 conn.pg.execute(script)  # no parameters: psycopg runs several statements
                 conn.execute(
                     "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
-                    (number, _now_ms()),
+                    (number, now_ms()),
                 )
                 applied.add(number)
     return max(applied, default=0)
@@ -190,7 +190,7 @@ def migrate(conn: QmarkConnection) -> int:
 
 def partition_name(day: int) -> str:
     """The partition of ``events`` for a UTC day (days since 1970): events_20261101."""
-    return "events_" + datetime.fromtimestamp(day * 86_400, UTC).strftime("%Y%m%d")
+    return "events_" + datetime.fromtimestamp(day * DAY_SECONDS, UTC).strftime("%Y%m%d")
 
 
 # -- the store -----------------------------------------------------------------------------
@@ -354,7 +354,7 @@ class PostgresStore:
                 conn.copy("rejects", RejectRow._fields, rejects)
             rollups.add(conn, stored, duplicates, rejects, arrays=True)
             if collector is not None:
-                conn.execute(RECORD_SHIPPED, (collector, upto_seq, _now_ms()))
+                conn.execute(RECORD_SHIPPED, (collector, upto_seq, now_ms()))
         return WriteResult(len(stored), len(duplicates))
 
     def _make_partitions(self, conn: QmarkConnection, days: set[int]) -> None:
@@ -463,7 +463,3 @@ def _scalar(cursor: psycopg.Cursor[Row]) -> Any:
     row = cursor.fetchone()
     assert row is not None
     return row[0]
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)

@@ -14,6 +14,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
+from clickthru.clock import DAY_MS, HOUR_MS
 from clickthru.store import EventRow, RejectRow
 
 
@@ -24,8 +25,6 @@ class Executor(Protocol):
     def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> Any: ...
 
 
-HOUR_MS = 3_600_000
-DAY_MS = 86_400_000
 COUNTERS = ("clicks", "views", "serves", "unique_clicks", "unique_views")
 UNIQUE_KINDS = frozenset({"click", "view"})
 # kind -> (its counter, its unique counter) as indexes into COUNTERS

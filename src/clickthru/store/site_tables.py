@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import json
 import secrets
-import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
 
+from clickthru.clock import now_ms
 from clickthru.store import NewSite, Site, SiteKey, StoreError, hash_api_key
 
 Transaction = Callable[[Any], AbstractContextManager[Any]]
@@ -48,7 +48,7 @@ class SiteTables:
 
     def add_site(self, name: str, origins: list[str]) -> NewSite:
         api_key = "ctk_" + secrets.token_urlsafe(24)
-        now = _now_ms()
+        now = now_ms()
         with self._transaction(self._connect()) as conn:
             added = conn.execute(
                 "INSERT INTO sites (name, origins, api_key_hash, created_at) VALUES (?, ?, ?, ?)"
@@ -72,7 +72,7 @@ class SiteTables:
 
     def rotate_key(self, name: str) -> Site:
         """A new signing key; the previous one still verifies, older ones are retired."""
-        now = _now_ms()
+        now = now_ms()
         with self._transaction(self._connect()) as conn:
             # Two rotations at once take turns rather than make the same key number.
             if not conn.execute(
@@ -110,7 +110,3 @@ class SiteTables:
             conn.execute("DELETE FROM salts WHERE day < ?", (day,))
             salt = conn.execute("SELECT salt FROM salts WHERE day = ?", (day,)).fetchone()[0]
         return bytes(salt)
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)

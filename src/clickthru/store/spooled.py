@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, BinaryIO, Protocol
 
-from clickthru.privacy import utc_day
+from clickthru.clock import utc_day
 from clickthru.store import (
     Batch,
     CommitObserver,

@@ -444,7 +444,3 @@ class SQLiteStore:
         """Recompute the rollups from the raw events (the writer waits meanwhile)."""
         with write_transaction(self._conn()) as conn:
             rollups.rebuild(conn)
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
