@@ -28,7 +28,8 @@ import msgspec
 from clickthru import tokens
 from clickthru.collector.app import SETTINGS_ENV
 from clickthru.privacy import VisitorKeys
-from clickthru.store import EventRow, Store
+from clickthru.store.rows import EventRow
+from clickthru.store.sites import SiteAdmin
 
 SITE = "bench"
 SITE_ORIGIN = "http://127.0.0.1:9999"
@@ -295,12 +296,12 @@ class Workload:
     rows: list[EventRow]  # what PostgreSQL should end with, in the same order
 
 
-def make_workload(store: Store, events: int, lists: int, per_list: int) -> Workload:
+def make_workload(sites: SiteAdmin, events: int, lists: int, per_list: int) -> Workload:
     """Events with valid tokens in request bodies of BATCH, and the rows a collector
     makes of them (what the store should end with, in the same order)."""
-    key = store.site(SITE).signing_key
+    key = sites.site(SITE).signing_key
     # The collector keys visitors with the store's salt of the day; so does this.
-    visitor = VisitorKeys(store.daily_salt).key("127.0.0.1", BROWSER_HEADERS["User-Agent"], SITE)
+    visitor = VisitorKeys(sites.daily_salt).key("127.0.0.1", BROWSER_HEADERS["User-Agent"], SITE)
     minted: list[tuple[str, tokens.Claims]] = []
     for list_no in range(lists):
         for position in range(1, per_list + 1):

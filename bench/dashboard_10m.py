@@ -57,9 +57,10 @@ from pathlib import Path
 from typing import Any
 
 from _common import free_port, start, stop, wait_http
-from clickthru.store import EventRow
-from clickthru.store.rollups import HOUR_MS
-from clickthru.store.sqlite import INSERT_REJECT, SQLiteStore, connect, migrate
+from clickthru.backend import open_store
+from clickthru.clock import HOUR_MS
+from clickthru.store.rows import EventRow
+from clickthru.store.sqlite import INSERT_REJECT, connect, migrate
 
 # The test helpers live beside the package, not in it: importable from the repository root.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -252,9 +253,9 @@ def hour_weights(hours: int, first_hour_utc: int) -> list[float]:
 def generate(path: Path, events: int, seed: int, say: Callable[[str], None]) -> Generated:
     """A fresh store with the bench sites and ``events`` events ending now."""
     started = time.perf_counter()
-    store = SQLiteStore(path)
+    store = open_store(str(path))
     for site in SITES:
-        store.add_site(site, [f"https://{site}.example"])
+        store.admin.add_site(site, [f"https://{site}.example"])
     store.close()
     conn = connect(str(path))
     migrate(conn)
@@ -619,8 +620,8 @@ def main() -> int:
             rebuilt = rebuild(path)
             say(f"rebuilt in {rebuilt[0]:.1f} s ({rebuilt[1]:.1f} s with the command's start)")
 
-        store = SQLiteStore(path)
-        access = store.access()
+        store = open_store(str(path))
+        access = store.access
         if USER not in {user.name for user in access.users()}:
             access.add_user(USER, PASSWORD, operator=True, sites=[])
         user = access.user(USER)

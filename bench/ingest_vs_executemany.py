@@ -56,8 +56,9 @@ from _common import (
     register_site,
     tree_cpu,
 )
-from clickthru.store import EventRow, open_store
-from clickthru.store.sqlite import EVENT_COLUMNS, ONE_EVENT, connect, migrate
+from clickthru.backend import open_store
+from clickthru.store.rows import EVENT_COLUMNS, EventRow
+from clickthru.store.sqlite import ONE_EVENT, connect, migrate
 
 # The anchor: bare SQLite, the same rows into the same table, nothing else kept up to date.
 INSERT_EVENT = (
@@ -191,7 +192,9 @@ def main() -> int:
         register_site(store)
         made = time.perf_counter()
         lists = args.lists or max(1, args.events // 10)
-        work = make_workload(open_store(str(store)), args.events, lists, 10)
+        opened = open_store(str(store))
+        work = make_workload(opened.admin, args.events, lists, 10)
+        opened.close()
         sizes = [len(body) for body in work.bodies]
         print(
             f"{args.events:,} events in {len(work.bodies)} batches of {BATCH}"

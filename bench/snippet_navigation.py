@@ -50,7 +50,7 @@ from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, sync_pl
 from playwright.sync_api import Error as PlaywrightError
 
 from clickthru import tokens
-from clickthru.store.sqlite import SQLiteStore
+from clickthru.backend import open_store
 
 # The test helpers live beside the package, not in it: importable from the repository root.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -404,9 +404,9 @@ def main() -> int:
             site.start()
             stack.callback(site.stop)
             # As tests/snippet/conftest.py's `world`: a site whose origin is the shop's.
-            store = SQLiteStore(tmp / "clickthru.db")
+            store = open_store(str(tmp / "clickthru.db"))
             collector = Collector(tmp / "clickthru.db")
-            collector.sites[SITE_NAME] = store.add_site(SITE_NAME, [site.origin])
+            collector.sites[SITE_NAME] = store.admin.add_site(SITE_NAME, [site.origin])
             store.close()
             key = collector.sites[SITE_NAME].site.signing_key
 

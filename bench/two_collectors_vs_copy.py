@@ -72,8 +72,8 @@ from _common import (
     tree_cpu,
     wait_http,
 )
-from clickthru.store import EventRow
-from clickthru.store.postgres import PostgresStore
+from clickthru.backend import open_store
+from clickthru.store.rows import EventRow
 from ingest_vs_executemany import Client
 
 ADMIN_URL = os.environ.get(
@@ -304,12 +304,11 @@ def main() -> int:
             throwaway_database("clickthru_bench_2dc") as url,
             throwaway_database("clickthru_bench_copy") as anchor_url,
         ):
-            central = PostgresStore(url)
-            central.start()
-            central.add_site(SITE, [SITE_ORIGIN])
+            central = open_store(url)
+            central.admin.add_site(SITE, [SITE_ORIGIN])
             made = time.perf_counter()
             lists = args.lists or max(1, args.events // 10)
-            work = make_workload(central, args.events, lists, 10)
+            work = make_workload(central.admin, args.events, lists, 10)
             chunks = copy_text(work.rows)
             central.close()
             print(

@@ -13,9 +13,9 @@ import pytest
 from click.testing import CliRunner, Result
 
 from clickthru import tokens
+from clickthru.backend import open_store
 from clickthru.cli import cli
-from clickthru.store import Batch, EventRow
-from clickthru.store.sqlite import SQLiteStore
+from clickthru.store.rows import Batch, EventRow
 from tests.conftest import free_port, wait_until_answering
 
 
@@ -121,7 +121,7 @@ def test_minted_tokens_verify_with_the_stored_key_across_a_rotation(db: Path) ->
     rotated = run(db, "site", "rotate-key", "shop")
     assert "signing key id: k2" in rotated.output
     after = run(db, *args).output.strip()
-    keys = {(k.key_id): k.secret for k in SQLiteStore(db).site("shop").keys}
+    keys = {(k.key_id): k.secret for k in open_store(str(db)).admin.site("shop").keys}
 
     def lookup(site: str, key_id: str) -> bytes | None:
         return keys.get(key_id) if site == "shop" else None
@@ -137,9 +137,8 @@ def test_minted_tokens_verify_with_the_stored_key_across_a_rotation(db: Path) ->
 
 
 def test_report_counts_stored_clicks_and_views(db: Path) -> None:
-    store = SQLiteStore(db)
-    store.add_site("shop", ["https://shop.example"])
-    store.start()
+    store = open_store(str(db))
+    store.admin.add_site("shop", ["https://shop.example"])
     now = int(time.time() * 1000)
 
     def event(event_id: str, kind: str, item: str, position: int) -> EventRow:
@@ -152,8 +151,9 @@ def test_report_counts_stored_clicks_and_views(db: Path) -> None:
         event("v-emma-1", "view", "emma", 1),
         event("c-dune-1", "click", "dune", 2),
     ]
-    asyncio.run(store.write(Batch(rows)))
+    asyncio.run(store.sink.write(Batch(rows)))
     store.close()
+    assert "counted 4 events" in run(db, "aggregate", "--once").output
     # columns: views, clicks, unique views, unique clicks, CTR (unique clicks / unique views)
     lines = [line.split() for line in run(db, "report", "--since", "1h").output.splitlines()]
     assert ["home", "1", "3", "1", "2", "200.0", "%"] in lines
@@ -172,7 +172,7 @@ def test_site_origins_replaces_the_allowed_origins(db: Path) -> None:
     run(db, "site", "add", "shop", "--origin", "https://shop.example")
     changed = run(db, "site", "origins", "shop", "--origin", "https://new.example")
     assert changed.output.strip() == "site shop: origins https://new.example"
-    assert SQLiteStore(db).site("shop").origins == ("https://new.example",)
+    assert open_store(str(db)).admin.site("shop").origins == ("https://new.example",)
     assert run(db, "site", "origins", "nope", "--origin", "https://x.example").exit_code == 1
 
 

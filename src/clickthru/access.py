@@ -11,14 +11,12 @@ import hashlib
 import hmac
 import re
 import secrets
-from collections.abc import Callable
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
 from clickthru.clock import DAY_MS, now_ms
-from clickthru.store import StoreError
-from clickthru.store.sqlite import write_transaction
+from clickthru.errors import StoreError
+from clickthru.store.database import Database
 
 SESSION_DAYS = 14
 SCRYPT = {"n": 2**14, "r": 8, "p": 1}  # about 50 ms and 16 MiB per check
@@ -68,18 +66,13 @@ def _sha256(text: str) -> str:
 _DUMMY_HASH = hash_password(secrets.token_hex(8))
 
 
-Transaction = Callable[[Any], AbstractContextManager[Any]]
-
-
 class Access:
-    """Users and their credentials, on the store's connections (SQLite, or PostgreSQL
-    through its qmark adapter; there a bare `user` is the session user, hence "user")."""
+    """Users and their credentials (in PostgreSQL a bare `user` is the session user, hence
+    "user" quoted)."""
 
-    def __init__(
-        self, connect: Callable[[], Any], transaction: Transaction = write_transaction
-    ) -> None:
-        self._connect = connect
-        self._transaction = transaction
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._connect = db.connection
 
     # -- users ---------------------------------------------------------------------------
 
@@ -95,16 +88,20 @@ class Access:
         unknown = sorted(set(sites) - known)
         if unknown:
             raise StoreError(f"no site named {', '.join(map(repr, unknown))}")
-        with self._transaction(conn):
+        password_hash = hash_password(password)  # slow on purpose: not on the writer
+
+        def work(conn: Any) -> None:
             if conn.execute("SELECT 1 FROM users WHERE name = ?", (name,)).fetchone():
                 raise StoreError(f"a user named {name!r} exists already")
             conn.execute(
                 "INSERT INTO users (name, password_hash, operator, created_at) VALUES (?, ?, ?, ?)",
-                (name, hash_password(password), int(operator), now_ms()),
+                (name, password_hash, int(operator), now_ms()),
             )
             conn.executemany(
                 'INSERT INTO user_sites ("user", site) VALUES (?, ?)', [(name, s) for s in sites]
             )
+
+        self._db.write(work)
         return self.user(name)
 
     def user(self, name: str) -> User:
@@ -123,7 +120,7 @@ class Access:
 
     def remove_user(self, name: str) -> None:
         self.user(name)
-        self._connect().execute("DELETE FROM users WHERE name = ?", (name,))
+        self._db.write(lambda conn: conn.execute("DELETE FROM users WHERE name = ?", (name,)))
 
     def check_password(self, name: str, password: str) -> User | None:
         row = (
@@ -142,13 +139,16 @@ class Access:
         token = secrets.token_urlsafe(32)
         now = now_ms()
         session = Session(user, secrets.token_urlsafe(24), now + SESSION_DAYS * DAY_MS)
-        conn = self._connect()
-        conn.execute("DELETE FROM sessions WHERE expires_at < ?", (now,))
-        conn.execute(
-            'INSERT INTO sessions (token_hash, "user", csrf, created_at, expires_at)'
-            " VALUES (?, ?, ?, ?, ?)",
-            (_sha256(token), user.name, session.csrf, now, session.expires_at),
-        )
+
+        def work(conn: Any) -> None:
+            conn.execute("DELETE FROM sessions WHERE expires_at < ?", (now,))
+            conn.execute(
+                'INSERT INTO sessions (token_hash, "user", csrf, created_at, expires_at)'
+                " VALUES (?, ?, ?, ?, ?)",
+                (_sha256(token), user.name, session.csrf, now, session.expires_at),
+            )
+
+        self._db.write(work)
         return token, session
 
     def session(self, token: str) -> Session | None:
@@ -164,16 +164,21 @@ class Access:
         return Session(self.user(row[0]), row[1], row[2]) if row else None
 
     def end_session(self, token: str) -> None:
-        self._connect().execute("DELETE FROM sessions WHERE token_hash = ?", (_sha256(token),))
+        token_hash = _sha256(token)
+        self._db.write(
+            lambda conn: conn.execute("DELETE FROM sessions WHERE token_hash = ?", (token_hash,))
+        )
 
     # -- read-only API keys --------------------------------------------------------------
 
     def add_read_key(self, name: str) -> str:
         self.user(name)
         key = READ_KEY_PREFIX + secrets.token_urlsafe(24)
-        self._connect().execute(
-            'INSERT INTO read_keys (key_hash, "user", created_at) VALUES (?, ?, ?)',
-            (_sha256(key), name, now_ms()),
+        row = (_sha256(key), name, now_ms())
+        self._db.write(
+            lambda conn: conn.execute(
+                'INSERT INTO read_keys (key_hash, "user", created_at) VALUES (?, ?, ?)', row
+            )
         )
         return key
 

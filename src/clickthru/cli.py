@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import csv
 import os
-import re
 import shutil
+import signal
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -16,21 +17,11 @@ import click
 import msgspec
 
 from clickthru import tokens
+from clickthru.backend import Store, is_postgres, open_store
 from clickthru.clock import now_ms, parse_moment
-from clickthru.config import ConfigError, Settings, load_settings
-from clickthru.report import report_table
-from clickthru.reports import (
-    COUNT_FIELDS,
-    GROUPINGS,
-    Grouping,
-    Query,
-    report_document,
-)
-from clickthru.store import Store, StoreError, open_store
-from clickthru.store.sqlite import SQLiteStore
-
-ORIGIN = re.compile(r"^https?://[a-z0-9.-]+(:\d{1,5})?$|^https?://\[[0-9a-f:]+\](:\d{1,5})?$")
-SITE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+from clickthru.config import Settings, load_settings
+from clickthru.errors import ConfigError, StoreError
+from clickthru.reports import COUNT_FIELDS, GROUPINGS, Grouping, Query, report_table
 
 
 class Context:
@@ -45,6 +36,7 @@ class Context:
             raise click.ClickException(str(error)) from error
 
     def store(self) -> Store:
+        """The store as an operator's command sees it: the shared one, never a spool."""
         return open_store(self.settings().store)
 
 
@@ -92,10 +84,9 @@ def serve(ctx: Context, host: str | None, port: int | None, workers: int | None)
     settings = ctx.settings(host=host, port=port, workers=workers)
     # Fail early and clearly, before listening. With a shared store, only the spool must
     # open: a collector starts and acknowledges while PostgreSQL is away.
-    if settings.store.startswith(("postgres://", "postgresql://")):
-        SQLiteStore(settings.spool).count_events()
-    else:
-        open_store(settings.store).count_events()
+    check = open_store(settings.spool if is_postgres(settings.store) else settings.store)
+    check.admin.sites()
+    check.close()
     options: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,
@@ -142,28 +133,13 @@ def site() -> None:
 @pass_context
 def site_add(ctx: Context, name: str, origins: tuple[str, ...]) -> None:
     """Register a site; prints its signing secret and API key once."""
-    if not SITE_NAME.match(name):
-        raise click.BadParameter(
-            "lower-case letters, digits, - and _ (at most 63)", param_hint="NAME"
-        )
-    cleaned = _origins(origins)
-    created = ctx.store().add_site(name, cleaned)
+    created = ctx.store().admin.add_site(name, origins)
     key = created.site.signing_key
-    click.echo(f"site {name}: origins {', '.join(cleaned)}")
+    click.echo(f"site {name}: origins {', '.join(created.site.origins)}")
     click.echo(f"signing key id: {key.key_id}")
     click.echo(f"signing secret: {key.secret.hex()}")
     click.echo(f"API key:        {created.api_key}")
     click.echo("Keep the API key: it is stored only as a hash.")
-
-
-def _origins(origins: tuple[str, ...]) -> list[str]:
-    cleaned = [origin.rstrip("/").lower() for origin in origins]
-    for origin in cleaned:
-        if not ORIGIN.match(origin):
-            raise click.BadParameter(
-                f"{origin!r} is not an origin like https://shop.example", param_hint="--origin"
-            )
-    return cleaned
 
 
 @site.command("origins")
@@ -172,7 +148,7 @@ def _origins(origins: tuple[str, ...]) -> list[str]:
 @pass_context
 def site_origins(ctx: Context, name: str, origins: tuple[str, ...]) -> None:
     """Replace the origins a site's pages may send events from."""
-    updated = ctx.store().set_origins(name, _origins(origins))
+    updated = ctx.store().admin.set_origins(name, origins)
     click.echo(f"site {name}: origins {', '.join(updated.origins)}")
 
 
@@ -180,7 +156,7 @@ def site_origins(ctx: Context, name: str, origins: tuple[str, ...]) -> None:
 @pass_context
 def site_list(ctx: Context) -> None:
     """The registered sites."""
-    sites = ctx.store().sites()
+    sites = ctx.store().admin.sites()
     if not sites:
         click.echo("no sites yet: clickthru site add NAME --origin https://shop.example")
     for entry in sites:
@@ -193,7 +169,7 @@ def site_list(ctx: Context) -> None:
 @pass_context
 def site_rotate_key(ctx: Context, name: str) -> None:
     """A new signing key; tokens signed with the previous one still verify."""
-    key = ctx.store().rotate_key(name).signing_key
+    key = ctx.store().admin.rotate_key(name).signing_key
     click.echo(f"signing key id: {key.key_id}")
     click.echo(f"signing secret: {key.secret.hex()}")
 
@@ -210,7 +186,7 @@ def token(
     ctx: Context, site_name: str, list_id: str, item: str, position: int, placement: str, ttl: int
 ) -> None:
     """Mint an attribution token with the site's current key."""
-    key = ctx.store().site(site_name).signing_key
+    key = ctx.store().admin.site(site_name).signing_key
     try:
         click.echo(
             tokens.mint(
@@ -257,7 +233,7 @@ def report(
 ) -> None:
     """CTR, clicks and views, grouped: the numbers the API and dashboard show."""
     store = ctx.store()
-    known = [site.name for site in store.sites()]
+    known = [site.name for site in store.admin.sites()]
     for site in sites:
         if site not in known:
             raise click.BadParameter(f"no site named {site!r}", param_hint="--site")
@@ -267,7 +243,7 @@ def report(
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--since/--until") from None
     query = Query(tuple(sites or known), start, end, bots)
-    document = report_document(store.reports(), query, by, limit)
+    document = store.reports.document(query, by, limit)
     if output == "json":
         click.echo(msgspec.json.format(msgspec.json.encode(document)).decode())
     elif output == "csv":
@@ -283,12 +259,39 @@ def report(
 @click.option("--rebuild", is_flag=True, required=True, help="Recompute from the raw events.")
 @pass_context
 def rollup(ctx: Context, rebuild: bool) -> None:
-    """Recompute the report counters from the raw events (they are kept as events arrive)."""
+    """Recompute the report counters from the raw events (the aggregator keeps them as
+    events arrive; this is for a repair or a check)."""
     store = ctx.store()
     started = time.perf_counter()
-    store.rebuild_rollups()
+    counted = store.aggregator.rebuild()
     seconds = time.perf_counter() - started
-    click.echo(f"rollups rebuilt from {store.count_events()} events in {seconds:.1f} s")
+    click.echo(f"rollups rebuilt from {counted} events in {seconds:.1f} s")
+
+
+@cli.command()
+@click.option("--once", is_flag=True, help="Count what waits, then stop.")
+@pass_context
+def aggregate(ctx: Context, once: bool) -> None:
+    """Count stored events into the report counters.
+
+    A collector does this itself (one process per store counts, the others stand by);
+    run this where no collector does, or with `aggregate = false` in the collectors."""
+    store = ctx.store()
+    if once:
+        started = time.perf_counter()
+        counted = store.aggregator.catch_up()
+        seconds = time.perf_counter() - started
+        click.echo(f"counted {counted} events and rejects in {seconds:.1f} s")
+        return
+    stopping = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stopping.set())
+    store.start(aggregate=True)
+    click.echo("counting; stop with Ctrl-C")
+    try:
+        stopping.wait()
+    finally:
+        store.close()
 
 
 @cli.group()
@@ -306,7 +309,7 @@ def user_add(
     ctx: Context, name: str, operator: bool, sites: tuple[str, ...], password: str
 ) -> None:
     """Add an operator (--operator) or a customer of some sites (--site)."""
-    added = ctx.store().access().add_user(name, password, operator, list(sites))
+    added = ctx.store().access.add_user(name, password, operator, list(sites))
     sees = "every site" if added.operator else ", ".join(added.sites)
     click.echo(f"user {added.name} added; sees {sees}")
 
@@ -315,7 +318,7 @@ def user_add(
 @pass_context
 def user_list(ctx: Context) -> None:
     """Users and the sites they see."""
-    for known in ctx.store().access().users():
+    for known in ctx.store().access.users():
         click.echo(f"{known.name}\t{'operator' if known.operator else ', '.join(known.sites)}")
 
 
@@ -324,7 +327,7 @@ def user_list(ctx: Context) -> None:
 @pass_context
 def user_remove(ctx: Context, name: str) -> None:
     """Remove a user, their sessions and keys."""
-    ctx.store().access().remove_user(name)
+    ctx.store().access.remove_user(name)
     click.echo(f"user {name} removed")
 
 
@@ -333,7 +336,7 @@ def user_remove(ctx: Context, name: str) -> None:
 @pass_context
 def user_key(ctx: Context, name: str) -> None:
     """A new read-only API key for the user (shown once)."""
-    click.echo(ctx.store().access().add_read_key(name))
+    click.echo(ctx.store().access.add_read_key(name))
 
 
 @cli.command()

@@ -10,6 +10,8 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from clickthru.errors import ConfigError
+
 ENV_PREFIX = "CLICKTHRU_"
 DEFAULT_CONFIG_FILE = "clickthru.toml"
 
@@ -36,10 +38,11 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     spool: str = "clickthru-spool.db"
     collector_name: str = ""
     spool_max_events: Positive = 5_000_000
-
-
-class ConfigError(ValueError):
-    pass
+    # Count events into the report counters in this process (one process per database
+    # counts; the others stand by). Off: another process (`clickthru aggregate`) counts.
+    aggregate: bool = True
+    # /healthz answers 503 when the store's disk has less free space than this.
+    min_free_disk_mb: Annotated[int, msgspec.Meta(ge=0)] = 100
 
 
 def load_settings(

@@ -25,6 +25,8 @@ from typing import Final
 
 import msgspec
 
+from clickthru.errors import TokenError
+
 VERSION: Final = "v1"
 MAC_BYTES: Final = 16
 DEFAULT_TTL: Final = 7 * 24 * 3600
@@ -43,14 +45,6 @@ class Claims(msgspec.Struct, array_like=True, frozen=True):
     placement: str
     issued_at: int
     expires_at: int
-
-
-class TokenError(ValueError):
-    """A token that does not verify. ``reason`` is a short machine-readable code."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 # site, key id -> secret, or None when that site or key is unknown

@@ -1,4 +1,4 @@
-"""The collector process as a whole: health, metrics across workers, restarts."""
+"""The collector as a whole: health, metrics across worker processes."""
 
 from __future__ import annotations
 
@@ -7,21 +7,21 @@ import sqlite3
 
 import httpx
 
-from tests.conftest import Collector
+from tests.conftest import AppCollector, Collector
 
 
-def test_health_says_503_while_the_store_cannot_take_a_write(fresh_collector: Collector) -> None:
-    fresh_collector.start()
-    blocker = sqlite3.connect(fresh_collector.db, isolation_level=None)
+def test_health_says_503_while_the_store_cannot_take_a_write(fresh_app: AppCollector) -> None:
+    fresh_app.start()
+    blocker = sqlite3.connect(fresh_app.db, isolation_level=None)
     blocker.execute("BEGIN EXCLUSIVE")  # another process holds the write lock
     try:
-        response = httpx.get(f"{fresh_collector.url}/healthz", timeout=10)
+        response = fresh_app.http.get("/healthz", timeout=10)
         assert response.status_code == 503
         assert response.json()["error"] == "store_unavailable"
     finally:
         blocker.execute("ROLLBACK")
         blocker.close()
-    assert httpx.get(f"{fresh_collector.url}/healthz", timeout=15).status_code == 200
+    assert fresh_app.http.get("/healthz", timeout=15).status_code == 200
 
 
 def test_metrics_add_up_every_worker(fresh_collector: Collector) -> None:

@@ -1,14 +1,13 @@
-"""The intake endpoints over real HTTP against a running collector on a real SQLite file."""
+"""The intake endpoints of the collector's app, on a real SQLite file."""
 
 from __future__ import annotations
 
 import time
 from urllib.parse import urlencode
 
-import httpx
-
 from clickthru import tokens
-from tests.conftest import OTHER_ORIGIN, SHOP_ORIGIN, Collector, new_id
+from tests.conftest import OTHER_ORIGIN, SHOP_ORIGIN, new_id
+from tests.conftest import AppCollector as Collector
 
 
 def stored(collector: Collector, event_id: str) -> list[tuple[object, ...]]:
@@ -53,7 +52,7 @@ def test_one_bad_event_never_costs_its_batch_mates(collector: Collector) -> None
 def test_the_same_event_by_beacon_image_and_batch_is_stored_once(collector: Collector) -> None:
     event = collector.event()
     first = collector.post(event)
-    image = httpx.get(
+    image = collector.http.get(
         f"{collector.url}/p.gif?{urlencode(event)}", headers={"referer": f"{SHOP_ORIGIN}/book/a"}
     )
     batch = collector.post([collector.event(), event])
@@ -129,9 +128,11 @@ def test_an_oversized_body_gets_413_and_the_server_keeps_serving(collector: Coll
 def test_unreadable_requests_get_clear_errors_and_are_recorded(collector: Collector) -> None:
     url = f"{collector.url}/e"
     marker = new_id()
-    bad_json = httpx.post(url, content=f'{{"id": "{marker}", oops', headers={"origin": SHOP_ORIGIN})
+    bad_json = collector.http.post(
+        url, content=f'{{"id": "{marker}", oops', headers={"origin": SHOP_ORIGIN}
+    )
     assert bad_json.status_code == 400 and bad_json.json()["error"] == "invalid_json"
-    wrong_type = httpx.post(
+    wrong_type = collector.http.post(
         url, content=b"a=1", headers={"content-type": "application/x-www-form-urlencoded"}
     )
     assert wrong_type.status_code == 415 and wrong_type.json()["error"] == "unsupported_media_type"
@@ -153,7 +154,7 @@ def test_cors_allows_simple_and_preflighted_posts_without_credentials(collector:
     response = collector.post(collector.event())
     assert response.headers["access-control-allow-origin"] == "*"
     assert "access-control-allow-credentials" not in response.headers
-    preflight = httpx.options(
+    preflight = collector.http.options(
         f"{collector.url}/e",
         headers={"origin": SHOP_ORIGIN, "access-control-request-method": "POST",
                  "access-control-request-headers": "content-type"},
@@ -165,7 +166,7 @@ def test_cors_allows_simple_and_preflighted_posts_without_credentials(collector:
 
 def test_a_ping_is_stored_as_a_click_with_its_pages(collector: Collector) -> None:
     token = collector.token(item="ping-book", position=2)
-    response = httpx.post(
+    response = collector.http.post(
         f"{collector.url}/ping?t={token}",
         content=b"PING",
         headers={
@@ -180,13 +181,13 @@ def test_a_ping_is_stored_as_a_click_with_its_pages(collector: Collector) -> Non
         "SELECT kind, via, page, dest, position FROM events WHERE item = 'ping-book'"
     )
     assert rows == [("click", "ping", f"{SHOP_ORIGIN}/book/a", f"{SHOP_ORIGIN}/book/ping-book", 2)]
-    forged = httpx.post(f"{collector.url}/ping?t=v1.x.y", content=b"PING")
+    forged = collector.http.post(f"{collector.url}/ping?t=v1.x.y", content=b"PING")
     assert forged.status_code == 400 and forged.json()["error"] == "token_malformed"
 
 
 def test_a_refused_image_event_gets_a_json_reason(collector: Collector) -> None:
     event = collector.event(token="v1.forged.token")
-    response = httpx.get(f"{collector.url}/p.gif?{urlencode(event)}")
+    response = collector.http.get(f"{collector.url}/p.gif?{urlencode(event)}")
     assert response.status_code == 400
     assert response.json()["error"] == "token_malformed"
     assert [r for r, _ in rejects_for(collector, event["id"])] == ["token_malformed"]
@@ -234,29 +235,31 @@ def test_visitors_are_keyed_without_storing_their_ip_and_bots_are_flagged(
 
 
 def test_the_snippet_is_served_with_etag_gzip_and_caching(collector: Collector) -> None:
-    plain = httpx.get(f"{collector.url}/ct.js", headers={"accept-encoding": "identity"})
+    plain = collector.http.get(f"{collector.url}/ct.js", headers={"accept-encoding": "identity"})
     assert plain.status_code == 200
     assert plain.headers["content-type"].startswith("text/javascript")
     assert "max-age" in plain.headers["cache-control"]
     assert "sendBeacon" in plain.text
-    zipped = httpx.get(f"{collector.url}/ct.js", headers={"accept-encoding": "gzip"})
+    zipped = collector.http.get(f"{collector.url}/ct.js", headers={"accept-encoding": "gzip"})
     assert zipped.headers["content-encoding"] == "gzip"
     assert zipped.text == plain.text  # httpx decompresses
-    again = httpx.get(f"{collector.url}/ct.js", headers={"if-none-match": plain.headers["etag"]})
+    again = collector.http.get(
+        f"{collector.url}/ct.js", headers={"if-none-match": plain.headers["etag"]}
+    )
     assert again.status_code == 304
 
 
 def test_health_and_metrics(collector: Collector) -> None:
-    assert httpx.get(f"{collector.url}/healthz").json() == {"ok": True}
+    assert collector.http.get(f"{collector.url}/healthz").json()["ok"] is True
     collector.post(collector.event(token="v1.bad.bad"))
-    text = httpx.get(f"{collector.url}/metrics").text
+    text = collector.http.get(f"{collector.url}/metrics").text
     assert "clickthru_events_accepted_total" in text
     assert 'clickthru_events_rejected_total{reason="token_malformed"}' in text
     assert "clickthru_commit_seconds_bucket" in text
 
 
 def test_wrong_methods_are_refused(collector: Collector) -> None:
-    response = httpx.get(f"{collector.url}/e")
+    response = collector.http.get(f"{collector.url}/e")
     assert response.status_code == 405 and response.json()["error"] == "method_not_allowed"
 
 

@@ -7,7 +7,7 @@ import re
 import httpx
 import pytest
 
-from tests.conftest import Collector
+from tests.conftest import AppCollector as Collector
 from tests.dashboard.conftest import PASSWORD, Users
 
 PAGES = ["/dashboard/", "/dashboard/placements", "/dashboard/items", "/dashboard/positions",
@@ -17,7 +17,7 @@ REPORTS = ["/api/v1/report", "/api/v1/health", "/api/v1/latest", "/api/v1/export
 
 
 def sign_in(collector: Collector, name: str, password: str = PASSWORD) -> httpx.Client:
-    client = httpx.Client(base_url=collector.url, timeout=10)
+    client = collector.client(timeout=10)
     form = client.get("/dashboard/sign-in")
     csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
     assert csrf, form.text
@@ -31,7 +31,7 @@ def sign_in(collector: Collector, name: str, password: str = PASSWORD) -> httpx.
 @pytest.mark.parametrize("path", PAGES)
 def test_pages_send_strangers_to_sign_in(served: tuple[Collector, Users], path: str) -> None:
     collector, _ = served
-    answer = httpx.get(f"{collector.url}{path}?site=shop")
+    answer = collector.http.get(f"{collector.url}{path}?site=shop")
     assert answer.status_code == 303
     assert answer.headers["location"].startswith("/dashboard/sign-in?next=")
 
@@ -40,7 +40,7 @@ def test_pages_send_strangers_to_sign_in(served: tuple[Collector, Users], path: 
 def test_the_api_answers_strangers_401(served: tuple[Collector, Users], path: str) -> None:
     collector, _ = served
     for headers in ({}, {"authorization": "Bearer ctr_not-a-key"}):
-        answer = httpx.get(f"{collector.url}{path}", headers=headers)
+        answer = collector.http.get(f"{collector.url}{path}", headers=headers)
         assert answer.status_code == 401
         assert answer.json()["error"] == "unauthenticated"
         assert "shop" not in answer.text
@@ -52,12 +52,14 @@ def test_a_customer_asking_for_another_customers_site_gets_403(
     collector, users = served
     bearer = {"authorization": f"Bearer {users.customer_key}"}
     for path in REPORTS:
-        answer = httpx.get(f"{collector.url}{path}?site=other", headers=bearer)
+        answer = collector.http.get(f"{collector.url}{path}?site=other", headers=bearer)
         assert answer.status_code == 403, path
         assert answer.json()["error"] == "forbidden"
-    own = httpx.get(f"{collector.url}/api/v1/report?site=shop", headers=bearer)
+    own = collector.http.get(f"{collector.url}/api/v1/report?site=shop", headers=bearer)
     assert own.status_code == 200
-    assert httpx.get(f"{collector.url}/api/v1/sites", headers=bearer).json() == {"sites": ["shop"]}
+    assert collector.http.get(f"{collector.url}/api/v1/sites", headers=bearer).json() == {
+        "sites": ["shop"]
+    }
     client = sign_in(collector, "shopkeeper")
     assert client.get("/dashboard/?site=other").status_code == 403
     assert client.get("/dashboard/?site=shop").status_code == 200
@@ -66,7 +68,7 @@ def test_a_customer_asking_for_another_customers_site_gets_403(
 def test_an_operator_sees_every_site(served: tuple[Collector, Users]) -> None:
     collector, users = served
     bearer = {"authorization": f"Bearer {users.operator_key}"}
-    sites = httpx.get(f"{collector.url}/api/v1/sites", headers=bearer).json()["sites"]
+    sites = collector.http.get(f"{collector.url}/api/v1/sites", headers=bearer).json()["sites"]
     assert sites == ["other", "shop"]
     client = sign_in(collector, "ops")
     assert client.get("/dashboard/?site=other").status_code == 200
@@ -74,7 +76,7 @@ def test_an_operator_sees_every_site(served: tuple[Collector, Users]) -> None:
 
 def test_the_session_cookie_is_http_only_and_same_site(served: tuple[Collector, Users]) -> None:
     collector, _ = served
-    client = httpx.Client(base_url=collector.url)
+    client = collector.client()
     form = client.get("/dashboard/sign-in")
     csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
     assert csrf
@@ -90,7 +92,7 @@ def test_sign_in_needs_the_forms_csrf_token_and_the_right_password(
     served: tuple[Collector, Users],
 ) -> None:
     collector, _ = served
-    client = httpx.Client(base_url=collector.url)
+    client = collector.client()
     client.get("/dashboard/sign-in")
     forged = client.post(
         "/dashboard/sign-in", data={"name": "ops", "password": PASSWORD, "csrf": "guessed"}
@@ -107,7 +109,7 @@ def test_sign_in_needs_the_forms_csrf_token_and_the_right_password(
 
 def test_sign_in_never_redirects_to_another_site(served: tuple[Collector, Users]) -> None:
     collector, _ = served
-    client = httpx.Client(base_url=collector.url)
+    client = collector.client()
     form = client.get("/dashboard/sign-in?next=https://evil.example/")
     csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
     assert csrf
@@ -136,5 +138,5 @@ def test_sign_out_needs_the_sessions_csrf_token_and_ends_the_session(
 def test_collector_endpoints_stay_public(served: tuple[Collector, Users]) -> None:
     collector, _ = served
     assert collector.post(collector.event()).status_code == 200
-    assert httpx.get(f"{collector.url}/ct.js").status_code == 200
-    assert httpx.get(f"{collector.url}/healthz").status_code == 200
+    assert collector.http.get(f"{collector.url}/ct.js").status_code == 200
+    assert collector.http.get(f"{collector.url}/healthz").status_code == 200

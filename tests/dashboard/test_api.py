@@ -13,11 +13,11 @@ import uuid
 from collections import Counter
 from typing import Any
 
-import httpx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import OTHER_ORIGIN, Collector
+from tests.conftest import OTHER_ORIGIN
+from tests.conftest import AppCollector as Collector
 from tests.dashboard.conftest import Users
 
 BOT = "Googlebot/2.1 (+http://www.google.com/bot.html)"
@@ -40,7 +40,7 @@ refusals = st.lists(st.sampled_from(["token_bad_signature", "origin_not_allowed"
 
 
 def api(collector: Collector, key: str, path: str, **params: Any) -> Any:
-    answer = httpx.get(
+    answer = collector.http.get(
         f"{collector.url}/api/v1/{path}",
         params={"site": "shop", "since": "2d", **params},
         headers={"authorization": f"Bearer {key}"},
@@ -51,7 +51,9 @@ def api(collector: Collector, key: str, path: str, **params: Any) -> Any:
 
 
 def numbers(collector: Collector, key: str) -> dict[str, Counter[Any]]:
-    """Everything the API says, as counters that can be subtracted."""
+    """Everything the API says, once the counters have caught up, as counters that can be
+    subtracted."""
+    collector.counted()
     seen: dict[str, Counter[Any]] = {}
     for bots in ("0", "1"):
         for by in ("placement", "item", "position"):
@@ -154,18 +156,19 @@ def test_exports_stream_every_event_of_the_range(served: tuple[Collector, Users]
     assert collector.post(sent, headers={"user-agent": PERSON}).status_code == 200
     headers = {"authorization": f"Bearer {users.customer_key}"}
     params = {"site": "shop", "since": "1h"}
-    as_csv = httpx.get(
+    collector.counted()
+    as_csv = collector.http.get(
         f"{collector.url}/api/v1/export", params={**params, "format": "csv"}, headers=headers
     )
     rows = list(csv.DictReader(io.StringIO(as_csv.text)))
     assert {e["id"] for e in sent} <= {row["id"] for row in rows}
-    as_ndjson = httpx.get(
+    as_ndjson = collector.http.get(
         f"{collector.url}/api/v1/export", params={**params, "format": "ndjson"}, headers=headers
     )
     lines = [json.loads(line) for line in as_ndjson.text.splitlines()]
     assert [line["id"] for line in lines] == [row["id"] for row in rows]
     assert as_ndjson.headers["content-type"].startswith("application/x-ndjson")
-    report = httpx.get(
+    report = collector.http.get(
         f"{collector.url}/api/v1/report",
         params={**params, "by": "item", "format": "csv"},
         headers=headers,
@@ -178,13 +181,16 @@ def test_bad_parameters_get_400_with_a_reason(served: tuple[Collector, Users]) -
     collector, users = served
     headers = {"authorization": f"Bearer {users.operator_key}"}
     for params in ({"since": "yesterday-ish"}, {"by": "colour"}, {"limit": "0"}, {"bots": "2"}):
-        answer = httpx.get(f"{collector.url}/api/v1/report", params=params, headers=headers)
+        answer = collector.http.get(
+            f"{collector.url}/api/v1/report", params=params, headers=headers
+        )
         assert answer.status_code == 400
         assert answer.json()["error"] == "bad_parameter"
 
 
 def test_a_rebuild_agrees_with_the_live_rollups(served: tuple[Collector, Users]) -> None:
     collector, _ = served
+    collector.counted()
     tables = ("rollup_hourly", "rollup_items", "rollup_positions", "firsts", "reject_counts")
     live = {table: sorted(collector.query(f"SELECT * FROM {table}")) for table in tables}
     assert live["rollup_hourly"], "the tests above stored events"
@@ -204,6 +210,7 @@ def test_the_cli_report_prints_the_apis_numbers(served: tuple[Collector, Users])
     sent = [collector.event(item=f"{run}-cli-{n % 3}", kind="click") for n in range(7)]
     assert collector.post(sent, headers={"user-agent": PERSON}).status_code == 200
     moment = {"since": "2000-01-01", "until": "2100-01-01"}
+    collector.counted()
     for by in ("item", "position", "placement", "day"):
         printed = subprocess.run(
             [

@@ -24,7 +24,7 @@ from playwright.sync_api import (
     Page,
 )
 
-from clickthru.store.sqlite import SQLiteStore
+from clickthru.backend import open_store
 from tests.chromium import chromium
 from tests.conftest import OTHER_ORIGIN, SHOP_ORIGIN, Collector, make_collector
 
@@ -102,9 +102,10 @@ def shop_events() -> list[dict[str, Any]]:
 @pytest.fixture(scope="module")
 def known(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Known]:
     collector = make_collector(tmp_path_factory.mktemp("browser"))
-    access = SQLiteStore(collector.db).access()
-    access.add_user("ops", PASSWORD, operator=True, sites=[])
-    access.add_user("shopkeeper", PASSWORD, operator=False, sites=["shop"])
+    store = open_store(str(collector.db))
+    store.access.add_user("ops", PASSWORD, operator=True, sites=[])
+    store.access.add_user("shopkeeper", PASSWORD, operator=False, sites=["shop"])
+    store.close()
     collector.start()
     try:
         events = [collector.event(**fields) for fields in shop_events()]
@@ -112,6 +113,7 @@ def known(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Known]:
         # Neither a bot's click nor another site's may reach shop's numbers.
         post(collector, [collector.event(item="bot-book", position=4)], user_agent=BOT)
         post(collector, [collector.event("other", item=OTHER_ITEM)], origin=OTHER_ORIGIN)
+        collector.counted()
         yield Known(collector, int(time.time() * 1000) // DAY_MS * DAY_MS)
     finally:
         collector.stop()

@@ -25,8 +25,8 @@ import psycopg
 import pytest
 from playwright.sync_api import Browser, Playwright, sync_playwright
 
-from clickthru.store import NewSite
-from clickthru.store.postgres import PostgresStore
+from clickthru.backend import Store, open_store
+from clickthru.store.rows import NewSite
 from tests.chromium import CHROMIUM, CHROMIUM_ARGS
 from tests.conftest import SHOP_ORIGIN, free_port, kill_group, mint_token, new_id, stop_group
 from tests.faults import FaultyEndpoint
@@ -158,10 +158,13 @@ class SpooledCollector:
                 samples[name] = float(value)
         return samples
 
-    def spooled(self) -> int:
-        """Events in the spool file right now, read as an operator would."""
+    def spooled(self, list_id: str | None = None) -> int:
+        """Events (of one list) in the spool file right now, read as an operator would."""
+        sql, params = "SELECT count(*) FROM events", ()
+        if list_id is not None:  # a browser of an earlier test may still be sending its own
+            sql, params = f"{sql} WHERE list_id = ?", (list_id,)
         with contextlib.closing(sqlite3.connect(f"file:{self.spool}?mode=ro", uri=True)) as conn:
-            return int(conn.execute("SELECT count(*) FROM events").fetchone()[0])
+            return int(conn.execute(sql, params).fetchone()[0])
 
     def spool_meta(self, key: str) -> str | None:
         with contextlib.closing(sqlite3.connect(f"file:{self.spool}?mode=ro", uri=True)) as conn:
@@ -176,7 +179,7 @@ class SpooledCollector:
 @dataclass
 class Deployment:
     url: str  # PostgreSQL, directly
-    pg: PostgresStore
+    pg: Store  # the shared store, as an operator opens it
     site: Site  # the customer's pages, for the browser
     sites: dict[str, NewSite]
     collectors: dict[str, SpooledCollector]
@@ -254,11 +257,10 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
     site = Site(mint=lambda item, position: "")
     site.start()
     with throwaway_database() as url:
-        pg = PostgresStore(url)
-        pg.start()
+        pg = open_store(url)
         sites = {
-            "shop": pg.add_site("shop", [site.origin, SHOP_ORIGIN]),
-            "twice": pg.add_site("twice", [SHOP_ORIGIN]),
+            "shop": pg.admin.add_site("shop", [site.origin, SHOP_ORIGIN]),
+            "twice": pg.admin.add_site("twice", [SHOP_ORIGIN]),
         }
         site.mint = minter(sites["shop"])
         collectors = {

@@ -158,7 +158,7 @@ def test_both_links_cut_every_event_is_acknowledged_and_shipped_once_they_are_ba
             )
         time.sleep(0.1)
     assert dcs.copies(acknowledged) == {}, "shipped through a cut link?"
-    assert sum(c.spooled() for c in collectors) == len(acknowledged)
+    assert sum(c.spooled(f"cut-{outage}") for c in collectors) == len(acknowledged)
 
     for collector in collectors:
         collector.proxy.set_mode("up")
@@ -335,7 +335,7 @@ def test_the_same_event_sent_to_both_collectors_is_stored_and_counted_once(
 
     until(duplicate_shipped, CATCH_UP, "both copies shipped")
     assert dcs.copies([event["id"]]) == {event["id"]: 1}
-    access = dcs.pg.access()
+    access = dcs.pg.access
     if not any(user.name == "ops" for user in access.users()):
         access.add_user("ops", "a long enough password", operator=True, sites=[])
     key = access.add_read_key("ops")

@@ -18,7 +18,7 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
-from clickthru.store.sqlite import SQLiteStore
+from clickthru.backend import open_store
 from tests.chromium import CHROMIUM
 from tests.chromium import CHROMIUM_ARGS as BASE_ARGS
 from tests.conftest import Collector
@@ -69,9 +69,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     directory = tmp_path_factory.mktemp("snippet")
     site = Site(mint=lambda item, position: "")
     site.start()
-    store = SQLiteStore(directory / "clickthru.db")
+    store = open_store(str(directory / "clickthru.db"))
     collector = Collector(directory / "clickthru.db")
-    collector.sites["shop"] = store.add_site("shop", [site.origin])
+    collector.sites["shop"] = store.admin.add_site("shop", [site.origin])
     store.close()
     site.mint = minter(collector.sites["shop"])
     collector.start()

@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from clickthru.collector.snippet import snippet_source
-from clickthru.store import NewSite
+from clickthru.store.rows import NewSite
 from tests.conftest import mint_token
 
 Mint = Callable[[str, int], str]  # (item, position) -> token

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import socket
 import sys
 from collections.abc import AsyncIterator
 
@@ -17,53 +16,46 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
+from clickthru.backend import Store, open_store
 from clickthru.collector import metrics
 from clickthru.collector.asgi import Receive, Scope, Send, error
 from clickthru.collector.intake import Intake
 from clickthru.collector.receivers import Beacon, Ping, Pixel
+from clickthru.collector.site_cache import SiteCache
 from clickthru.collector.snippet import Snippet
 from clickthru.config import Settings
 from clickthru.dashboard.app import Dashboard
 from clickthru.privacy import VisitorKeys
-from clickthru.sites import SiteRegistry
-from clickthru.store import Store, open_store
-from clickthru.store.spooled import SpooledStore
 
 SETTINGS_ENV = "CLICKTHRU_RESOLVED_SETTINGS"  # how `serve` hands settings to worker processes
 HEALTH_TIMEOUT = 2.0
 GIL_SWITCH_INTERVAL = 0.001
-MAINTENANCE_EVERY = 5.0  # seconds; below the registry's own refresh age, so it rarely reads
+MAINTENANCE_EVERY = 5.0  # seconds; below the site cache's own refresh age, so it rarely reads
+MB = 1024 * 1024
 
 log = logging.getLogger(__name__)
 
 
 def collector_store(settings: Settings) -> Store:
-    """SQLite alone, or with a shared PostgreSQL: a spool in front of it."""
-    if not settings.store.startswith(("postgres://", "postgresql://")):
-        return open_store(settings.store, commit_max_rows=settings.commit_max_rows)
-    from clickthru.store.postgres import PostgresStore
-    from clickthru.store.spooled import SpooledStore
-    from clickthru.store.sqlite import SQLiteStore
-
-    spool = SQLiteStore(settings.spool, max_batch_rows=settings.commit_max_rows, keep_rollups=False)
-    return SpooledStore(
-        spool,
-        PostgresStore(settings.store),
-        name=settings.collector_name or socket.gethostname(),
-        max_backlog=settings.spool_max_events,
+    """SQLite alone, or a spool in front of a shared PostgreSQL."""
+    return open_store(
+        settings.store,
+        spool=settings.spool,
+        collector_name=settings.collector_name,
+        spool_max_events=settings.spool_max_events,
+        commit_max_rows=settings.commit_max_rows,
     )
 
 
 def create_app(settings: Settings, store: Store | None = None) -> HotPaths:
     store = store or collector_store(settings)
-    sites = SiteRegistry(store)
-    visitors = VisitorKeys(store.daily_salt)
+    sites = SiteCache(store.lookups)
+    visitors = VisitorKeys(store.lookups.daily_salt)
     intake = Intake(sites, visitors)
 
     def maintain() -> None:
         """Reads the hot path would otherwise do on the event loop."""
-        if isinstance(store, SpooledStore):
-            store.sync()  # the shared store's sites and salt, into the spool
+        store.maintain()  # with a shared store: its sites and salt, into the spool
         refresh()
 
     def refresh() -> None:
@@ -84,35 +76,42 @@ def create_app(settings: Settings, store: Store | None = None) -> HotPaths:
         # busy event loop to hand it back; at Python's default 5 ms that wait, not the
         # disk, paced group commits. 1 ms measured best (bench/ingest_vs_executemany.py).
         sys.setswitchinterval(GIL_SWITCH_INTERVAL)
-        store.start(on_commit=metrics.observe_commit)
-        if isinstance(store, SpooledStore) and not store.spool.sites():
-            # A new spool knows no sites yet, so no token would verify: fetch them first.
-            await asyncio.to_thread(store.sync)
+        await asyncio.to_thread(
+            store.start,
+            aggregate=settings.aggregate,
+            on_commit=metrics.observe_commit,
+            on_failure=metrics.observe_write_failure,
+        )
         refresh()  # local reads: a shared store that is away must not delay the start
         refresher = asyncio.create_task(keep_fresh())
         try:
             yield
         finally:
             refresher.cancel()
-            store.close()
-
-    spooled = store if isinstance(store, SpooledStore) else None
+            await asyncio.to_thread(store.close)
 
     async def healthz(request: Request) -> Response:
-        spool = {"spool": await asyncio.to_thread(spooled.status)} if spooled else {}
+        problem: tuple[str, str] | None = None
         try:
-            await asyncio.wait_for(store.check(), HEALTH_TIMEOUT)
+            # A real, durable write: a full disk or a stuck writer shows here.
+            await asyncio.wait_for(store.sink.check(), HEALTH_TIMEOUT)
         except Exception as exc:
-            return JSONResponse(
-                {"ok": False, "error": "store_unavailable", "detail": str(exc), **spool}, 503
-            )
-        if spooled and spooled.forwarder.backlog >= spooled.max_backlog:
-            return JSONResponse({"ok": False, "error": "spool_full", **spool}, 503)
-        return JSONResponse({"ok": True, **spool})
+            problem = ("store_unavailable", str(exc))
+        status = await asyncio.to_thread(store.status)
+        free, floor = status["free_bytes"], settings.min_free_disk_mb * MB
+        if problem is None and status["write_failing"]:
+            problem = ("write_failing", f"the last durable write failed: {status['write_failing']}")
+        if problem is None and free is not None and free < floor:
+            problem = ("disk_low", f"{free // MB} MB free, below the floor of {floor // MB} MB")
+        if problem is None and status.get("spool", {}).get("full"):
+            problem = ("spool_full", "the spool holds its most events; shipping is behind")
+        if problem is not None:
+            error_name, detail = problem
+            return JSONResponse({"ok": False, "error": error_name, "detail": detail, **status}, 503)
+        return JSONResponse({"ok": True, **status})
 
     async def metrics_text(request: Request) -> Response:
-        if spooled:
-            metrics.observe_spool(await asyncio.to_thread(spooled.status))
+        metrics.observe_status(await asyncio.to_thread(store.status))
         body, content_type = metrics.exposition()
         return Response(body, headers={"content-type": content_type})
 
@@ -124,9 +123,9 @@ def create_app(settings: Settings, store: Store | None = None) -> HotPaths:
     rest = Starlette(routes=routes, lifespan=lifespan)
     return HotPaths(
         {
-            "/e": Beacon(intake, store, settings),
-            "/p.gif": Pixel(intake, store, settings),
-            "/ping": Ping(intake, store, settings),
+            "/e": Beacon(intake, store.sink, settings),
+            "/p.gif": Pixel(intake, store.sink, settings),
+            "/ping": Ping(intake, store.sink, settings),
             "/ct.js": Snippet(),
         },
         rest,

@@ -14,10 +14,11 @@ from crawlerdetect import CrawlerDetect
 
 from clickthru import tokens
 from clickthru.clock import now_ms
+from clickthru.collector.site_cache import SiteCache
+from clickthru.errors import TokenError
 from clickthru.events import BROWSER_KINDS, MAX_URL, IncomingEvent
 from clickthru.privacy import VisitorKeys
-from clickthru.sites import SiteRegistry
-from clickthru.store import Batch, EventRow, RejectRow
+from clickthru.store.rows import Batch, EventRow, RejectRow
 
 MAX_KEPT_INPUT = 1024  # characters of a refused event kept for inspection
 
@@ -47,7 +48,7 @@ class Judged:
 
 
 class Intake:
-    def __init__(self, sites: SiteRegistry, visitors: VisitorKeys) -> None:
+    def __init__(self, sites: SiteCache, visitors: VisitorKeys) -> None:
         self._sites = sites
         self._visitors = visitors
         self._bots = CrawlerDetect()
@@ -102,7 +103,7 @@ class Intake:
                 raise _Refused("invalid_event", str(error)) from None
         try:
             claims = tokens.verify(event.token, self._sites.secret, now=now)
-        except tokens.TokenError as error:
+        except TokenError as error:
             raise _Refused(error.reason) from None
         if event.kind in BROWSER_KINDS:
             if sender.origin is not None and not self._sites.origin_allowed(

@@ -8,6 +8,7 @@ With several worker processes, prometheus-client's multiprocess mode is used (th
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -51,10 +52,44 @@ LAST_SHIPPED = Gauge(
 )
 
 
-def observe_spool(status: dict[str, object]) -> None:
-    SPOOL_BACKLOG.set(float(status["backlog"]))  # type: ignore[arg-type]
-    SHARED_STORE_UP.set(1 if status["shared_store"] == "reachable" else 0)
-    LAST_SHIPPED.set(float(status["last_shipped"] or 0))  # type: ignore[arg-type]
+WRITE_FAILURES = Counter(
+    "clickthru_write_failures_total", "Durable writes that failed, by cause", ["cause"]
+)
+WRITE_FAILING = Gauge(
+    "clickthru_write_failing", "1 while the last durable write failed", multiprocess_mode="max"
+)
+FREE_BYTES = Gauge(
+    "clickthru_store_free_bytes", "Free disk space where the store lives", multiprocess_mode="min"
+)
+# How far the report counters trail the stored events (read from the store at each scrape).
+LAG_EVENTS = Gauge(
+    "clickthru_aggregation_lag_events", "Events stored, not counted yet", multiprocess_mode="max"
+)
+LAG_SECONDS = Gauge(
+    "clickthru_aggregation_lag_seconds",
+    "How long the oldest uncounted event has waited",
+    multiprocess_mode="max",
+)
+
+
+def observe_write_failure(cause: str) -> None:
+    WRITE_FAILURES.labels(cause).inc()
+
+
+def observe_status(status: dict[str, Any]) -> None:
+    """The figures /metrics reads off the store at each scrape."""
+    WRITE_FAILING.set(1 if status["write_failing"] else 0)
+    if status["free_bytes"] is not None:
+        FREE_BYTES.set(status["free_bytes"])
+    lag = status.get("aggregation")
+    if lag is not None:
+        LAG_EVENTS.set(lag["lag_events"])
+        LAG_SECONDS.set(lag["lag_seconds"])
+    spool = status.get("spool")
+    if spool is not None:
+        SPOOL_BACKLOG.set(spool["backlog"])
+        SHARED_STORE_UP.set(1 if spool["shared_store"] == "reachable" else 0)
+        LAST_SHIPPED.set(spool["last_shipped"] or 0)
 
 
 def observe_commit(events: int, seconds: float) -> None:

@@ -34,7 +34,8 @@ from clickthru.collector.asgi import (
 from clickthru.collector.intake import Intake, Judged, Sender
 from clickthru.config import Settings
 from clickthru.events import IncomingEvent, new_event_id
-from clickthru.store import Store, WriteResult
+from clickthru.store.rows import WriteResult
+from clickthru.store.sink import Sink
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +64,9 @@ _decode_events = msgspec.json.Decoder(IncomingEvent | list[IncomingEvent]).decod
 class Receiver:
     """What the three endpoints share: who sent it, judging, storing, counting."""
 
-    def __init__(self, intake: Intake, store: Store, settings: Settings) -> None:
+    def __init__(self, intake: Intake, sink: Sink, settings: Settings) -> None:
         self.intake = intake
-        self.store = store
+        self.sink = sink
         self.settings = settings
 
     def sender(self, scope: Scope) -> Sender:
@@ -94,7 +95,7 @@ class Receiver:
     async def store_judged(self, send: Send, judged: Judged) -> WriteResult | None:
         """Commit and count; None once a 503 is answered (nothing stored, send again)."""
         try:
-            result = await self.store.write(judged.batch)
+            result = await self.sink.write(judged.batch)
         except Exception as exc:
             log.error("store write failed: %s", exc)
             await error(send, 503, "store_unavailable", "not stored; send again later")
@@ -126,7 +127,7 @@ class Receiver:
         """A request that cannot be read at all: recorded, counted, answered clearly."""
         metrics.REJECTED.labels(reason).inc()
         try:
-            await self.store.write(self.intake.reject_request(reason, detail, sender, raw))
+            await self.sink.write(self.intake.reject_request(reason, detail, sender, raw))
         except Exception as exc:  # the refusal itself is what matters to the client
             log.warning("could not record refused request: %s", exc)
         await error(send, status, reason, detail)

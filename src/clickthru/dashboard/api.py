@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
+from clickthru.backend import Store
 from clickthru.clock import now_ms, parse_moment
 from clickthru.dashboard.auth import Gate, Visitor
 from clickthru.reports import (
@@ -25,9 +26,7 @@ from clickthru.reports import (
     Grouping,
     Query,
     Reports,
-    report_document,
 )
-from clickthru.store import Store
 
 DEFAULT_SINCE = "7d"
 MAX_LIMIT = 1000
@@ -44,7 +43,7 @@ class Refused(Exception):
 
 def visible_sites(store: Store, visitor: Visitor) -> list[str]:
     if visitor.user.operator:
-        return [site.name for site in store.sites()]
+        return [site.name for site in store.admin.sites()]
     return list(visitor.user.sites)
 
 
@@ -100,7 +99,7 @@ class ReportsAPI:
     def __init__(self, store: Store, gate: Gate) -> None:
         self.store = store
         self.gate = gate
-        self.reports: Reports = store.reports()
+        self.reports: Reports = store.reports
 
     async def _visitor_and_query(self, request: Request) -> tuple[Visitor, Query]:
         visitor = await self.gate.visitor(request)
@@ -144,7 +143,7 @@ class ReportsAPI:
             raise Refused(400, "bad_parameter", f"by is one of {', '.join(GROUPINGS)}")
         grouping: Grouping = by
         limit = _limit(request)
-        document = await run_in_threadpool(report_document, self.reports, query, grouping, limit)
+        document = await run_in_threadpool(self.reports.document, query, grouping, limit)
         if request.query_params.get("format") == "csv":
             header = (by, *COUNT_FIELDS)
             lines = (

@@ -10,12 +10,12 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from clickthru.backend import Store
 from clickthru.clock import DAY_MS, day_of, parse_moment
 from clickthru.dashboard import pages
 from clickthru.dashboard.api import Refused, ReportsAPI, build_query, visible_sites
 from clickthru.dashboard.auth import PREFIX, SECURITY_HEADERS, Gate, form_fields, safe_next
 from clickthru.reports import Query, Reports
-from clickthru.store import Store
 
 PAGES = ("overview", "placements", "items", "positions", "health")
 TOP_ITEMS = 20
@@ -28,8 +28,8 @@ def html(body: str, status: int = 200) -> HTMLResponse:
 class Dashboard:
     def __init__(self, store: Store, secure_cookies: bool) -> None:
         self.store = store
-        self.gate = Gate(store.access(), secure_cookies)
-        self.reports: Reports = store.reports()
+        self.gate = Gate(store.access, secure_cookies)
+        self.reports: Reports = store.reports
         self.api = ReportsAPI(store, self.gate)
 
     def routes(self) -> list[BaseRoute]:
@@ -56,7 +56,7 @@ class Dashboard:
                 error = "The form expired; please sign in again."
             else:
                 user = await run_in_threadpool(
-                    self.store.access().check_password,
+                    self.store.access.check_password,
                     str(form.get("name", "")),
                     str(form.get("password", "")),
                 )
@@ -64,7 +64,7 @@ class Dashboard:
                     error = "Wrong name or password."
                 else:
                     session_token, session = await run_in_threadpool(
-                        self.store.access().start_session, user
+                        self.store.access.start_session, user
                     )
                     response = RedirectResponse(next_url, 303, headers=SECURITY_HEADERS)
                     self.gate.set_session(response, session_token, session)
@@ -80,7 +80,7 @@ class Dashboard:
             return self.gate.to_sign_in(request)
         if not self.gate.csrf_ok(visitor, str(form.get("csrf", ""))):
             return html(pages.render_error(403, "The form expired; reload the page."), 403)
-        await run_in_threadpool(self.store.access().end_session, visitor.token)
+        await run_in_threadpool(self.store.access.end_session, visitor.token)
         response = RedirectResponse(f"{PREFIX}/sign-in", 303, headers=SECURITY_HEADERS)
         self.gate.clear_session(response)
         return response
@@ -107,6 +107,7 @@ class Dashboard:
         except Refused as refused:
             return html(pages.render_error(refused.status, refused.detail), refused.status)
         data = await run_in_threadpool(self._data, name, query)
+        freshness = await run_in_threadpool(self.reports.freshness)
         body = pages.render_page(
             name,
             user=visitor.user.name,
@@ -118,6 +119,7 @@ class Dashboard:
             bots=query.bots,
             csrf_token=visitor.session.csrf,
             data=data,
+            counted_until=freshness.counted_until,
         )
         return html(body)
 

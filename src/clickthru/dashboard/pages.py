@@ -100,8 +100,10 @@ def render_page(
     bots: bool,
     csrf_token: str,
     data: Mapping[str, Any],
+    counted_until: int | None = None,
 ) -> str:
-    """One of the five report pages; ``site`` "" means all of ``sites``.
+    """One of the five report pages; ``site`` "" means all of ``sites``; ``counted_until``
+    (unix ms): every event received before it is in the counters shown.
 
     ``data`` holds the page's reports, by page:
     overview ``{"totals": Counts, "series": list[Row] per day, "latest": list[Click]}``;
@@ -141,6 +143,7 @@ def render_page(
         ],
         latest_source=_api_link("latest", {"site": site, "bots": choice["bots"]}),
         latest_limit=LATEST_LIMIT,
+        counted_until=counted_until,
         **report,
     )
 

@@ -13,11 +13,13 @@ import click
 import uvicorn
 from starlette.types import ASGIApp
 
-from clickthru.collector.app import create_app
+from clickthru.backend import Store
+from clickthru.collector.app import collector_store, create_app
 from clickthru.config import Settings
 from clickthru.demo.recommender import Recommender, load_catalogue
 from clickthru.demo.shop import Shop, create_shop
-from clickthru.store import SiteKey, Store, StoreError, open_store
+from clickthru.errors import StoreError
+from clickthru.store.rows import SiteKey
 
 ANY_INTERFACE = {"", "0.0.0.0", "::"}
 
@@ -58,9 +60,9 @@ def signing_key(store: Store, shop: Shop, port: int, host: str) -> SiteKey:
     """Register the shop's site on first run; afterwards reuse it and its key."""
     wanted = origins(host, port)
     try:
-        site = store.site(shop.site)
+        site = store.admin.site(shop.site)
     except StoreError:
-        return store.add_site(shop.site, wanted).site.signing_key
+        return store.admin.add_site(shop.site, wanted).site.signing_key
     if shop.url not in site.origins:
         click.echo(
             f"warning: site {shop.site} is registered for {', '.join(site.origins)}; the"
@@ -105,19 +107,19 @@ def run_demo(settings: Settings, shop_port: int) -> None:
         second_hand=True,
     )
     try:
-        store = open_store(settings.store)
+        store = collector_store(settings)
         keys = {
             shop.site: signing_key(store, shop, port, host)
             for shop, port in ((ink, shop_port), (second, shop_port + 1))
         }
-        access = store.access()
+        access = store.access
         if DEMO_USER not in {user.name for user in access.users()}:
             access.add_user(DEMO_USER, DEMO_PASSWORD, operator=True, sites=[])
     except StoreError as error:
         raise click.ClickException(str(error)) from error
     recommender = Recommender(load_catalogue())
     apps: list[ASGIApp] = [
-        create_app(settings),  # after the sites exist: its registry loads them at start
+        create_app(settings, store),  # after the sites exist: its cache loads them at start
         create_shop(ink, second, keys[ink.site], collector, recommender),
         create_shop(second, ink, keys[second.site], collector, recommender),
     ]

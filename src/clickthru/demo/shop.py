@@ -18,7 +18,7 @@ from starlette.routing import Route
 
 from clickthru import tokens
 from clickthru.demo.recommender import Book, Recommender, stable_hash
-from clickthru.store import SiteKey
+from clickthru.store.rows import SiteKey
 
 ALSO_BOUGHT = 4
 SISTER_SIMILAR = 2  # plus the book itself

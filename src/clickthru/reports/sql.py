@@ -1,13 +1,24 @@
-"""The reports in SQL that SQLite and PostgreSQL both run: each one indexed read of a
-rollup table, with qmark parameters (the PostgreSQL store adapts them)."""
+"""The reports role: SQL that SQLite and PostgreSQL both run, each report one indexed read
+of a rollup table (``?`` parameters; the PostgreSQL database adapts them)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from clickthru.clock import DAY_MS, HOUR_MS
-from clickthru.reports import EXPORT_COLUMNS, Click, Counts, Grouping, Health, Query, Row
+from clickthru.reports.model import (
+    EXPORT_COLUMNS,
+    Click,
+    Counts,
+    Grouping,
+    Health,
+    Query,
+    Row,
+    counts_json,
+)
+from clickthru.store.aggregator import Aggregator, Lag
+from clickthru.store.database import Database
 
 SUMS = "sum(clicks), sum(views), sum(serves), sum(unique_clicks), sum(unique_views)"
 # grouping -> (table, bucket column, what to group by, ordering)
@@ -38,11 +49,33 @@ def _counts(row: Sequence[int | None]) -> Counts:
     return Counts(*(value or 0 for value in row))
 
 
-class SQLReports:
-    """Reads through a connection of the caller's thread (``connect`` is called per use)."""
+class Reports:
+    """Reads through the calling thread's connection."""
 
-    def __init__(self, connect: Callable[[], Any]) -> None:
-        self._connect = connect
+    def __init__(self, db: Database) -> None:
+        self._connect = db.connection
+        self._aggregator = Aggregator(db)
+
+    def freshness(self) -> Lag:
+        """How far the counters trail the stored events."""
+        return self._aggregator.lag()
+
+    def document(self, query: Query, by: Grouping, limit: int | None = None) -> dict[str, Any]:
+        """One report as the API answers it and ``clickthru report --format json`` prints it."""
+        rows = self.grouped(query, by, limit)
+        lag = self.freshness()
+        return {
+            "sites": list(query.sites),
+            "since": query.since_ms,
+            "until": query.until_ms,
+            "bots": query.bots,
+            "by": by,
+            "totals": counts_json(self.totals(query)),
+            "rows": [{"key": row.key, **counts_json(row.counts)} for row in rows],
+            # Counting trails storing by seconds: events received before this are counted.
+            "counted_until": lag.counted_until,
+            "uncounted_events": lag.events,
+        }
 
     def totals(self, query: Query) -> Counts:
         where, params = _where(query, "hour")

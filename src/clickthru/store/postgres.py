@@ -1,19 +1,15 @@
-"""The shared store: one PostgreSQL database behind several collectors.
+"""The shared database: one PostgreSQL behind several collectors.
 
-Collectors do not write here directly. Each acknowledges an event once it is committed to
-its own SQLite spool, and a forwarder ships the spool here with ``ship(collector,
-upto_seq, batch)``. One transaction stores the batch, adds it to the rollups and records
-``upto_seq`` as how far that spool has been shipped, so a shipment sent again after its
-commit (the spool not trimmed yet) changes nothing. Event ids make everything else
-idempotent: an event that reached two collectors (the browser failed over) is stored once
-and counted as a duplicate.
+Collectors do not write events here directly: each acknowledges an event once its own
+SQLite spool has committed it, and a forwarder ships the spool here (``EventSink.ship``).
+A shipment is the deduplicating insert of its ids, a ``COPY`` of the new events and the
+spool's shipment number, in one transaction. Shipments take turns on an advisory lock for
+that short while, so ``seq`` is handed out in commit order and the aggregator, which
+follows ``seq`` in transactions of its own, never skips a row. Counting never holds up a
+shipment.
 
-The rollups, reports and access run the same SQL as on SQLite, through ``QmarkConnection``,
-which takes SQLite's ``?`` parameters.
-
-Writers take turns on an advisory lock, as SQLite's single writer does: every batch adds to
-the same few counter rows anyway, and taking turns keeps ``seq`` in commit order and keeps
-two shipments from deadlocking on those rows.
+The roles run the same SQL as on SQLite, through ``QmarkConnection``, which takes
+SQLite's ``?`` parameters.
 """
 
 from __future__ import annotations
@@ -25,33 +21,18 @@ import logging
 import os
 import socket
 import threading
-import time
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from clickthru.clock import DAY_MS, DAY_SECONDS, now_ms
-from clickthru.store import (
-    Batch,
-    CommitObserver,
-    EventRow,
-    NewSite,
-    RejectRow,
-    Site,
-    StoreError,
-    WriteResult,
-    rollups,
-)
-from clickthru.store.site_tables import SiteTables
-
-if TYPE_CHECKING:
-    from clickthru.access import Access
-    from clickthru.reports.sql import SQLReports
+from clickthru.errors import StoreError, StoreUnavailable
+from clickthru.store.database import T, Work, WriteHealth
+from clickthru.store.rows import EventRow, RejectRow
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +42,7 @@ Row = tuple[Any, ...]
 # vanished (a datacenter cut off) within about a minute rather than the kernel's hours. The
 # server, in turn, ends a session left idle in a transaction, so that a collector cut off
 # mid-shipment does not hold the writers' lock until the server notices it is gone.
-SHIP_DEADLINE = 30.0  # seconds; a shipment of 5,000 events takes well under one
+WRITE_DEADLINE = 30.0  # seconds; a shipment of 5,000 events takes well under one
 READ_DEADLINE = 10.0
 
 CONNECTION_DEFAULTS = {
@@ -74,30 +55,21 @@ CONNECTION_DEFAULTS = {
     "options": "-c idle_in_transaction_session_timeout=60000",
 }
 
-# Advisory locks, each held until its transaction ends: (clickthru, what).
+# Advisory locks: (clickthru, what).
 LOCK_MIGRATIONS = "SELECT pg_advisory_xact_lock(25460, 1)"
 LOCK_PARTITIONS = "SELECT pg_advisory_xact_lock(25460, 2)"
 LOCK_WRITES = "SELECT pg_advisory_xact_lock(25460, 3)"
+LEAD = {"aggregator": "SELECT pg_try_advisory_lock(25460, 4)"}  # held by a session
 
 BOT = EventRow._fields.index("bot")
 INSERT_IDS = (
     "INSERT INTO event_ids (id, received_at) SELECT * FROM unnest(?::text[], ?::bigint[])"
     " ON CONFLICT (id) DO NOTHING RETURNING id"
 )
-RECORD_SHIPPED = (
-    "INSERT INTO forwarded (collector, seq, at) VALUES (?, ?, ?)"
-    " ON CONFLICT (collector) DO UPDATE SET seq = excluded.seq, at = excluded.at"
-)
 PARTITIONS = (
     "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
     " WHERE i.inhparent = 'events'::regclass"
 )
-
-
-class StoreUnavailable(StoreError):
-    """PostgreSQL cannot be reached, or gave up on the transaction for a reason that may
-    pass (connection lost, server shutting down, deadlock, out of connections): try again.
-    A shipment whose commit was cut off may have committed; sending it again is harmless."""
 
 
 # -- qmark SQL on psycopg ------------------------------------------------------------------
@@ -193,40 +165,57 @@ def partition_name(day: int) -> str:
     return "events_" + datetime.fromtimestamp(day * DAY_SECONDS, UTC).strftime("%Y%m%d")
 
 
-# -- the store -----------------------------------------------------------------------------
+def failure_cause(error: psycopg.Error) -> str:
+    if isinstance(error, psycopg.errors.DiskFull):
+        return "disk_full"
+    if isinstance(error, psycopg.OperationalError | psycopg.InterfaceError):
+        return "unreachable"
+    return "error"
 
 
-class PostgresStore:
-    """The shared store. Safe to use from several threads (a connection per thread) and
-    from several processes and machines at once."""
+# -- the database --------------------------------------------------------------------------
+
+
+class _SessionLease:
+    """A session-level advisory lock, held as long as its connection lives."""
+
+    def __init__(self, conn: QmarkConnection) -> None:
+        self._conn = conn
+
+    def release(self) -> None:
+        self._conn.close()
+
+
+class PostgresDatabase:
+    """Safe to use from several threads (a connection per thread) and from several
+    processes and machines at once."""
+
+    kind = "postgresql"
+    lock_row = " FOR UPDATE"
+    count_budget = 0.5  # counting blocks no shipment here: a longer pass costs nothing
 
     def __init__(self, url: str) -> None:
         try:
             self._conninfo = make_conninfo("", **{**CONNECTION_DEFAULTS, **conninfo_to_dict(url)})
         except psycopg.ProgrammingError as error:
             raise StoreError(f"not a PostgreSQL URL: {error}") from None
+        self.health = WriteHealth()
         self._local = threading.local()
-        self._site_tables = SiteTables(self._conn, transaction, lock_row=" FOR UPDATE")
         self._lock = threading.Lock()
         self._opened: list[QmarkConnection] = []
         self._migrated = False
         self._days: set[int] = set()  # days whose partition is known to exist
-        self._on_commit: CommitObserver | None = None
 
-    # -- lifecycle ---------------------------------------------------------------------
-
-    def start(self, on_commit: CommitObserver | None = None) -> None:
-        self._on_commit = on_commit
-        self._conn()  # connect and migrate now: a wrong URL shows at start, not at a write
+    # -- connections -------------------------------------------------------------------
 
     def close(self) -> None:
-        """Closes every connection; a later call opens new ones."""
+        """Closes every connection; a later use opens new ones."""
         with self._lock:
             opened, self._opened = self._opened, []
         for conn in opened:
             conn.close()
 
-    def _conn(self) -> QmarkConnection:
+    def connection(self) -> QmarkConnection:
         """This thread's connection; a new one once the last was closed or broke."""
         conn: QmarkConnection | None = getattr(self._local, "conn", None)
         if conn is None or conn.closed:
@@ -240,7 +229,7 @@ class PostgresStore:
         except psycopg.Error as error:
             raise StoreUnavailable(f"cannot connect to PostgreSQL: {error}") from error
         try:
-            if not self._migrated:  # once per store
+            if not self._migrated:  # once per process
                 migrate(conn)
                 self._migrated = True
         except BaseException:
@@ -250,37 +239,12 @@ class PostgresStore:
             self._opened = [c for c in self._opened if not c.closed] + [conn]
         return conn
 
-    # -- writes ------------------------------------------------------------------------
-
-    def ship(self, collector: str, upto_seq: int, batch: Batch) -> WriteResult:
-        """Store a batch from ``collector``'s spool, whose rows up to ``upto_seq`` it holds:
-        all of it or nothing, in one transaction, and once.
-
-        When this collector has already shipped ``upto_seq`` or beyond, nothing is done
-        and the answer is ``WriteResult(0, 0)``: the spool may be trimmed all the same.
-        Raises ``StoreUnavailable`` when trying again later may succeed, ``StoreError``
-        when PostgreSQL refused the batch itself."""
-        return self._store(collector, upto_seq, batch)
-
-    async def write(self, batch: Batch) -> WriteResult:
-        """Store a batch that comes from no spool (tests and tools)."""
-        return await asyncio.to_thread(self._store, None, 0, batch)
-
-    async def check(self) -> None:
-        await asyncio.to_thread(self._ping)
-
-    def shipped(self, collector: str) -> int | None:
-        """How far ``collector``'s spool has been shipped here (None: never)."""
-        conn = self._conn()
-        row = conn.execute("SELECT seq FROM forwarded WHERE collector = ?", (collector,)).fetchone()
-        return None if row is None else int(row[0])
-
     @contextlib.contextmanager
-    def _deadline(self, seconds: float) -> Iterator[None]:
+    def deadline(self, seconds: float = READ_DEADLINE) -> Iterator[None]:
         """Cuts this thread's connection if the work takes longer: a server that accepts
         and never answers (a frozen host, a stuck proxy) would otherwise hold the thread
         for ever, since TCP keeps the line alive. The cut makes psycopg raise at once."""
-        conn = self._conn()
+        conn = self.connection()
 
         def cut() -> None:
             with contextlib.suppress(OSError, psycopg.Error):
@@ -296,153 +260,102 @@ class PostgresStore:
         finally:
             timer.cancel()
 
-    def sync_reads(self, seconds: float = READ_DEADLINE) -> AbstractContextManager[None]:
-        """A deadline for reads a collector makes in the background (sites, salts)."""
-        return self._deadline(seconds)
+    # -- writes ------------------------------------------------------------------------
 
-    def _ping(self) -> None:
+    def write(self, work: Work[T]) -> T:
         try:
-            self._conn().execute("SELECT 1")
+            with self.deadline(WRITE_DEADLINE), transaction(self.connection()) as conn:
+                result = work(conn)
         except psycopg.Error as error:
+            cause = failure_cause(error)
+            if cause == "error":  # PostgreSQL refused this work itself
+                raise StoreError(f"PostgreSQL refused the write: {error}") from error
+            self.health.failed(cause)
             raise StoreUnavailable(f"PostgreSQL: {error}") from error
-
-    def _store(self, collector: str | None, upto_seq: int, batch: Batch) -> WriteResult:
-        started = time.perf_counter()
-        try:
-            with self._deadline(SHIP_DEADLINE):
-                result = self._transaction(collector, upto_seq, batch)
-        except (psycopg.OperationalError, psycopg.InterfaceError) as error:
-            raise StoreUnavailable(f"PostgreSQL: {error}") from error
-        except psycopg.Error as error:
-            raise StoreError(f"PostgreSQL refused the batch: {error}") from error
-        if result is None:  # shipped before
-            return WriteResult(0, 0)
-        if self._on_commit is not None:
-            try:
-                self._on_commit(len(batch.events), time.perf_counter() - started)
-            except Exception:  # an observer must never fail a write
-                log.exception("commit observer failed")
+        self.health.succeeded(0, 0.0)
         return result
 
-    def _transaction(
-        self, collector: str | None, upto_seq: int, batch: Batch
-    ) -> WriteResult | None:
-        events = [EventRow._make(_without_nul(event)) for event in batch.events]
-        rejects = [RejectRow._make(_without_nul(reject)) for reject in batch.rejects]
-        conn = self._conn()
-        self._make_partitions(conn, {event.received_at // DAY_MS for event in events})
-        with transaction(conn):
-            conn.execute(LOCK_WRITES)
-            if collector is not None:
-                row = conn.execute(
-                    "SELECT seq FROM forwarded WHERE collector = ?", (collector,)
-                ).fetchone()
-                if row is not None and row[0] >= upto_seq:
-                    return None  # committed before; the spool did not hear of it
-            new = _insert_ids(conn, events)
-            stored: list[EventRow] = []
-            duplicates: list[EventRow] = []
-            for event in events:  # the first of an id in the batch is the one stored
-                if event.id in new:
-                    new.discard(event.id)
-                    stored.append(event)
-                else:
-                    duplicates.append(event)
-            if stored:
-                conn.copy("events", EventRow._fields, map(_bot_as_integer, stored))
-            if rejects:
-                conn.copy("rejects", RejectRow._fields, rejects)
-            rollups.add(conn, stored, duplicates, rejects, arrays=True)
-            if collector is not None:
-                conn.execute(RECORD_SHIPPED, (collector, upto_seq, now_ms()))
-        return WriteResult(len(stored), len(duplicates))
+    async def write_async(self, work: Work[T], *, events: int = 0, group: bool = False) -> T:
+        return await asyncio.to_thread(self.write, work)
 
-    def _make_partitions(self, conn: QmarkConnection, days: set[int]) -> None:
+    def prepare(self, events: Sequence[EventRow]) -> None:
         """Create the day partitions these events need.
 
         In a short transaction of its own, not the shipment's: creating a partition locks
         ``events`` against every reader until commit. An empty partition left by a failed
         shipment is harmless."""
+        days = {event.received_at // DAY_MS for event in events}
         with self._lock:
             missing = days - self._days
         if not missing:
             return
-        with transaction(conn):
-            conn.execute(LOCK_PARTITIONS)  # two collectors must not create one day together
-            existing = {name for (name,) in conn.execute(PARTITIONS)}
-            for day in sorted(missing):
-                name, low, high = partition_name(day), day * DAY_MS, (day + 1) * DAY_MS
-                if name in existing:
-                    continue
-                # A day with rows in DEFAULT cannot get a partition (PostgreSQL refuses):
-                # its events keep going there rather than every shipment failing.
-                if conn.execute(
-                    "SELECT 1 FROM events_default WHERE received_at >= ? AND received_at < ?"
-                    " LIMIT 1",
-                    (low, high),
-                ).fetchone():
-                    log.warning("events of %s stay in events_default", name)
-                    continue
-                conn.execute(
-                    f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF events"
-                    f" FOR VALUES FROM ({low}) TO ({high})"
-                )
+        try:
+            with transaction(self.connection()) as conn:
+                conn.execute(LOCK_PARTITIONS)  # two collectors must not create one day together
+                existing = {name for (name,) in conn.execute(PARTITIONS)}
+                for day in sorted(missing):
+                    self._make_partition(conn, day, existing)
+        except psycopg.Error as error:
+            self.health.failed(failure_cause(error))
+            raise StoreUnavailable(f"PostgreSQL: {error}") from error
         with self._lock:
             self._days |= missing
 
-    # -- sites -------------------------------------------------------------------------
+    @staticmethod
+    def _make_partition(conn: QmarkConnection, day: int, existing: set[str]) -> None:
+        name, low, high = partition_name(day), day * DAY_MS, (day + 1) * DAY_MS
+        if name in existing:
+            return
+        # A day with rows in DEFAULT cannot get a partition (PostgreSQL refuses): its
+        # events keep going there rather than every shipment failing.
+        if conn.execute(
+            "SELECT 1 FROM events_default WHERE received_at >= ? AND received_at < ? LIMIT 1",
+            (low, high),
+        ).fetchone():
+            log.warning("events of %s stay in events_default", name)
+            return
+        conn.execute(
+            f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF events"
+            f" FOR VALUES FROM ({low}) TO ({high})"
+        )
 
-    def sites(self) -> list[Site]:
-        return self._site_tables.sites()
+    def take_turn(self, conn: QmarkConnection) -> None:
+        conn.execute(LOCK_WRITES)
 
-    def site(self, name: str) -> Site:
-        return self._site_tables.site(name)
+    def insert_events(self, conn: QmarkConnection, events: Sequence[EventRow]) -> set[str]:
+        first: dict[str, int] = {}  # id -> received_at of its first event in the batch
+        for event in events:
+            first.setdefault(event.id, event.received_at)
+        if not first:
+            return set()
+        cursor = conn.execute(INSERT_IDS, (list(first), list(first.values())))
+        new = {event_id for (event_id,) in cursor}
+        rows, pending = [], set(new)
+        for event in events:
+            if event.id in pending:
+                pending.discard(event.id)
+                rows.append(_copyable(event))
+        if rows:
+            conn.copy("events", EventRow._fields, rows)
+        return new
 
-    def add_site(self, name: str, origins: list[str]) -> NewSite:
-        return self._site_tables.add_site(name, origins)
+    def insert_rejects(self, conn: QmarkConnection, rejects: Sequence[RejectRow]) -> None:
+        conn.copy("rejects", RejectRow._fields, (_without_nul(reject) for reject in rejects))
 
-    def set_origins(self, name: str, origins: list[str]) -> Site:
-        return self._site_tables.set_origins(name, origins)
+    def lead(self, role: str) -> _SessionLease | None:
+        conn = self._connect()
+        try:
+            (held,) = conn.execute(LEAD[role]).fetchone() or (False,)
+        except BaseException:
+            conn.close()
+            raise
+        if not held:
+            conn.close()
+            return None
+        return _SessionLease(conn)
 
-    def rotate_key(self, name: str) -> Site:
-        return self._site_tables.rotate_key(name)
-
-    # -- visitor salts -------------------------------------------------------------------
-
-    def daily_salt(self, day: str) -> bytes:
-        return self._site_tables.daily_salt(day)
-
-    # -- reads -------------------------------------------------------------------------
-
-    def count_events(self) -> int:
-        return int(_scalar(self._conn().execute("SELECT count(*) FROM events")))
-
-    def reports(self) -> SQLReports:
-        from clickthru.reports.sql import SQLReports
-
-        return SQLReports(self._conn)
-
-    def access(self) -> Access:
-        from clickthru.access import Access
-
-        return Access(self._conn, transaction)
-
-    def rebuild_rollups(self) -> None:
-        """Recompute the rollups from the raw events; shipments wait meanwhile."""
-        with transaction(self._conn()) as conn:
-            conn.execute(LOCK_WRITES)
-            rollups.rebuild(conn)
-
-
-def _insert_ids(conn: QmarkConnection, events: list[EventRow]) -> set[str]:
-    """Records the batch's event ids; returns those not stored before."""
-    first: dict[str, int] = {}  # id -> received_at of its first event in the batch
-    for event in events:
-        first.setdefault(event.id, event.received_at)
-    if not first:
-        return set()
-    cursor = conn.execute(INSERT_IDS, (list(first), list(first.values())))
-    return {event_id for (event_id,) in cursor}
+    def free_bytes(self) -> int | None:
+        return None  # the server's disk; PostgreSQL itself reports on it
 
 
 def _without_nul(row: Sequence[Any]) -> list[Any]:
@@ -451,15 +364,8 @@ def _without_nul(row: Sequence[Any]) -> list[Any]:
     return [v.replace("\x00", "\ufffd") if type(v) is str else v for v in row]
 
 
-def _bot_as_integer(event: EventRow) -> list[Any]:
+def _copyable(event: EventRow) -> list[Any]:
+    row = _without_nul(event)
     # bot is an integer column (the reports sum it); psycopg would send a bool as 't'.
-    row = list(event)
     row[BOT] = int(event.bot)
     return row
-
-
-def _scalar(cursor: psycopg.Cursor[Row]) -> Any:
-    """The value of a query that always answers one row."""
-    row = cursor.fetchone()
-    assert row is not None
-    return row[0]

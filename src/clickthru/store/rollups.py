@@ -1,191 +1,137 @@
-"""Rollups: the counters reports read, kept up to date by the writer as events are stored.
+"""Rollups: the counters reports read, and the SQL that fills them.
 
-The writer learns which events were new (``INSERT ... RETURNING``) and which (list, item)
-pairs were clicked or viewed for the first time, tallies a whole group commit in memory and
-adds it to the counters with one upsert per table, in the same transaction as the events.
-``rebuild`` recomputes the same counters from the raw tables with SQL alone: an
-independent computation, so the two can be checked against each other.
+``count`` adds a range of stored events to the counters, ``count_rejects`` and
+``count_duplicates`` the refusals and the retries; the aggregator runs them in its own
+transactions, behind the acknowledgements. ``rebuild`` recomputes every counter from the
+raw tables: an independent computation, so the two can be checked against each other.
+
+All of it is SQL that SQLite and PostgreSQL both run (``?`` parameters; the PostgreSQL
+database adapts them). The work happens inside the database: on SQLite the writer thread
+holds no GIL while it counts, so requests go on being served meanwhile.
+
+A click or view is *unique* the first time its (site, list, item, kind) is seen: ``firsts``
+remembers those, and ``new_firsts`` holds, for the range being counted, the ``seq`` of
+each pair's first event that ``firsts`` did not know yet.
 """
 
 from __future__ import annotations
 
-import itertools
-from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
-from typing import Any, Protocol
+from typing import Any
 
-from clickthru.clock import DAY_MS, HOUR_MS
-from clickthru.store import EventRow, RejectRow
-
-
-class Executor(Protocol):
-    """What the rollups need of a connection: sqlite3's, or the PostgreSQL adapter."""
-
-    def execute(self, sql: str, parameters: Sequence[Any] = ..., /) -> Any: ...
-    def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> Any: ...
-
+from clickthru.clock import DAY_MS, HOUR_MS, now_ms
 
 COUNTERS = ("clicks", "views", "serves", "unique_clicks", "unique_views")
-UNIQUE_KINDS = frozenset({"click", "view"})
-# kind -> (its counter, its unique counter) as indexes into COUNTERS
-KIND_COUNTERS: dict[str, tuple[int, int | None]] = {
-    "click": (0, 3),
-    "view": (1, 4),
-    "serve": (2, None),
-}
-# Multi-row statements stay far below SQLite's 32,766 parameters.
-ROWS_PER_STATEMENT = 500
 
-# table -> its key columns after site
-TABLES = {
-    "rollup_hourly": "hour, placement, bot",
-    "rollup_items": "day, placement, item, bot",
-    "rollup_positions": "day, placement, position, bot",
-}
+# table -> its key columns after site, as stored and as computed from an event
+TABLES: dict[str, tuple[tuple[str, str], ...]] = {
+    "rollup_hourly": (
+        ("hour", f"received_at / {HOUR_MS}"), ("placement", "placement"), ("bot", "bot"),
+    ),
+    "rollup_items": (
+        ("day", f"received_at / {DAY_MS}"), ("placement", "placement"), ("item", "item"),
+        ("bot", "bot"),
+    ),
+    "rollup_positions": (
+        ("day", f"received_at / {DAY_MS}"), ("placement", "placement"),
+        ("position", "position"), ("bot", "bot"),
+    ),
+}  # fmt: skip
 
-
-# The SQL here runs on SQLite and on PostgreSQL alike: qmark parameters (the PostgreSQL
-# store adapts them), conflict targets named, the existing row named by its table.
-def _upsert(table: str, keys: str) -> str:
-    columns = f"site, {keys}, {', '.join(COUNTERS)}"
-    adds = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in COUNTERS)
-    placeholders = ", ".join("?" * len(columns.split(", ")))
-    return (
-        f"INSERT INTO {table} ({columns}) VALUES ({placeholders})"
-        f" ON CONFLICT (site, {keys}) DO UPDATE SET {adds}"
-    )
-
-
-UPSERTS = {table: _upsert(table, keys) for table, keys in TABLES.items()}
-
-# PostgreSQL takes a whole tally as one statement over arrays (one parse, one plan), where
-# row by row costs more than the events' own insert. Column types, for the casts:
-PG_TYPES = {"site": "text", "hour": "bigint", "day": "bigint", "placement": "text",
-            "item": "text", "position": "bigint", "bot": "integer"}  # fmt: skip
-
-
-def _array_upsert(table: str, keys: str) -> str:
-    columns = ["site", *keys.split(", "), *COUNTERS]
-    arrays = ", ".join(f"?::{PG_TYPES.get(c, 'integer')}[]" for c in columns)
-    adds = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in COUNTERS)
-    return (
-        f"INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM unnest({arrays})"
-        f" ON CONFLICT (site, {keys}) DO UPDATE SET {adds}"
-    )
-
-
-ARRAY_UPSERTS = {table: _array_upsert(table, keys) for table, keys in TABLES.items()}
-ARRAY_FIRSTS = (
-    "INSERT INTO firsts (site, list_id, item, kind)"
-    " SELECT * FROM unnest(?::text[], ?::text[], ?::text[], ?::text[])"
-    " ON CONFLICT (site, list_id, item, kind) DO NOTHING RETURNING site, list_id, item, kind"
+NEW_FIRSTS = (
+    "CREATE TEMP TABLE IF NOT EXISTS new_firsts"
+    " (seq bigint PRIMARY KEY, site text, list_id text, item text, kind text)"
 )
+FIND_FIRSTS = (
+    "INSERT INTO new_firsts (seq, site, list_id, item, kind)"
+    " SELECT min(seq), site, list_id, item, kind FROM events"
+    " WHERE seq > ? AND seq <= ? AND kind IN ('click', 'view')"
+    " GROUP BY site, list_id, item, kind"
+)
+FORGET_KNOWN = (
+    "DELETE FROM new_firsts WHERE EXISTS (SELECT 1 FROM firsts f WHERE f.site = new_firsts.site"
+    " AND f.list_id = new_firsts.list_id AND f.item = new_firsts.item"
+    " AND f.kind = new_firsts.kind)"
+)
+REMEMBER_FIRSTS = (
+    "INSERT INTO firsts (site, list_id, item, kind)"
+    " SELECT site, list_id, item, kind FROM new_firsts"
+)
+
+
+def _sums(first: str) -> str:
+    """The five counters over events ``e``; ``first`` is true for a pair's first event."""
+    return (
+        "sum(CASE WHEN e.kind = 'click' THEN 1 ELSE 0 END),"
+        " sum(CASE WHEN e.kind = 'view' THEN 1 ELSE 0 END),"
+        " sum(CASE WHEN e.kind = 'serve' THEN 1 ELSE 0 END),"
+        f" sum(CASE WHEN e.kind = 'click' AND {first} THEN 1 ELSE 0 END),"
+        f" sum(CASE WHEN e.kind = 'view' AND {first} THEN 1 ELSE 0 END)"
+    )
+
+
+def _add_range(table: str) -> str:
+    keys = TABLES[table]
+    names = ", ".join(name for name, _ in keys)
+    computed = ", ".join(f"e.{expression}" for _, expression in keys)
+    adds = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in COUNTERS)
+    return (
+        f"INSERT INTO {table} (site, {names}, {', '.join(COUNTERS)})"
+        f" SELECT e.site, {computed}, {_sums('n.seq IS NOT NULL')}"
+        " FROM events e LEFT JOIN new_firsts n ON n.seq = e.seq"
+        f" WHERE e.seq > ? AND e.seq <= ? GROUP BY e.site, {computed}"
+        f" ON CONFLICT (site, {names}) DO UPDATE SET {adds}"
+    )
+
+
+ADD_RANGE = {table: _add_range(table) for table in TABLES}
 ADD_REJECTS = (
-    "INSERT INTO reject_counts (site, hour, reason, count) VALUES (?, ?, ?, ?)"
+    "INSERT INTO reject_counts (site, hour, reason, count)"
+    f" SELECT coalesce(site, ''), received_at / {HOUR_MS}, reason, count(*) FROM rejects"
+    f" WHERE seq > ? AND seq <= ? GROUP BY coalesce(site, ''), received_at / {HOUR_MS}, reason"
     " ON CONFLICT (site, hour, reason) DO UPDATE SET count = reject_counts.count + excluded.count"
 )
 ADD_DUPLICATES = (
-    "INSERT INTO duplicate_counts (site, hour, count) VALUES (?, ?, ?)"
+    "INSERT INTO duplicate_counts (site, hour, count)"
+    f" SELECT site, received_at / {HOUR_MS}, count(*) FROM pending_duplicates"
+    f" WHERE seq <= ? GROUP BY site, received_at / {HOUR_MS}"
     " ON CONFLICT (site, hour) DO UPDATE SET count = duplicate_counts.count + excluded.count"
 )
 
 
-def _chunks(rows: Sequence[tuple[object, ...]]) -> Iterable[Sequence[tuple[object, ...]]]:
-    for start in range(0, len(rows), ROWS_PER_STATEMENT):
-        yield rows[start : start + ROWS_PER_STATEMENT]
+def count(conn: Any, after: int, upto: int) -> None:
+    """Adds the events with ``after < seq <= upto`` to the counters and ``firsts``."""
+    conn.execute(NEW_FIRSTS)
+    conn.execute("DELETE FROM new_firsts")
+    conn.execute(FIND_FIRSTS, (after, upto))
+    conn.execute(FORGET_KNOWN)
+    conn.execute(REMEMBER_FIRSTS)
+    for sql in ADD_RANGE.values():
+        conn.execute(sql, (after, upto))
+    conn.execute("DELETE FROM new_firsts")
 
 
-def new_firsts(
-    conn: Executor, events: Sequence[EventRow], arrays: bool = False
-) -> set[tuple[str, ...]]:
-    """Records the (site, list, item, kind) of these clicks and views; returns the new ones."""
-    keys = list(
-        dict.fromkeys((e.site, e.list_id, e.item, e.kind) for e in events if e.kind in UNIQUE_KINDS)
-    )
-    if arrays:
-        columns = [list(column) for column in zip(*keys, strict=True)] if keys else [[]] * 4
-        return {tuple(row) for row in conn.execute(ARRAY_FIRSTS, columns)}
-    found: set[tuple[str, ...]] = set()
-    for chunk in _chunks(keys):
-        values = ", ".join(["(?, ?, ?, ?)"] * len(chunk))
-        found.update(
-            conn.execute(
-                f"INSERT INTO firsts (site, list_id, item, kind) VALUES {values}"
-                " ON CONFLICT (site, list_id, item, kind) DO NOTHING"
-                " RETURNING site, list_id, item, kind",
-                list(itertools.chain(*chunk)),
-            )
-        )
-    return found
+def count_rejects(conn: Any, after: int, upto: int) -> None:
+    conn.execute(ADD_REJECTS, (after, upto))
 
 
-def add(
-    conn: Executor,
-    stored: Sequence[EventRow],
-    duplicates: Sequence[EventRow],
-    rejects: Sequence[RejectRow],
-    arrays: bool = False,
-) -> None:
-    """Adds newly stored events, duplicates and rejects to the counters (``arrays``: as
-    PostgreSQL array statements)."""
-    firsts = new_firsts(conn, stored, arrays)
-    # One pass over the events into their distinct combinations (this runs on the writer
-    # thread, holding the GIL the requests need: per event it must stay cheap); then the
-    # far fewer combinations into the three tables.
-    combinations: Counter[tuple[Any, ...]] = Counter()
-    for e in stored:
-        pair = (e.site, e.list_id, e.item, e.kind)
-        first = pair in firsts
-        if first:
-            firsts.discard(pair)  # only the first of them in this group is the first
-        combinations[
-            (e.site, e.received_at, e.placement, e.item, e.position, e.bot, e.kind, first)
-        ] += 1
-    tallies: dict[str, defaultdict[tuple[object, ...], list[int]]] = {
-        table: defaultdict(lambda: [0] * len(COUNTERS)) for table in TABLES
-    }
-    hourly, items, positions = (tallies[table] for table in TABLES)  # in TABLES' order
-    for (site, at, placement, item, position, bot, kind, first), n in combinations.items():
-        hour, day, bot = at // HOUR_MS, at // DAY_MS, int(bot)
-        raw, unique = KIND_COUNTERS[kind]
-        for sums in (
-            hourly[(site, hour, placement, bot)],
-            items[(site, day, placement, item, bot)],
-            positions[(site, day, placement, position, bot)],
-        ):
-            sums[raw] += n
-            if first and unique is not None:
-                sums[unique] += n
-    for table, by_key in tallies.items():
-        rows = [(*key, *sums) for key, sums in by_key.items()]
-        if rows and arrays:
-            conn.execute(ARRAY_UPSERTS[table], [list(column) for column in zip(*rows, strict=True)])
-        elif rows:
-            conn.executemany(UPSERTS[table], rows)
-    if duplicates:
-        seen: defaultdict[tuple[str, int], int] = defaultdict(int)
-        for event in duplicates:
-            seen[(event.site, event.received_at // HOUR_MS)] += 1
-        conn.executemany(ADD_DUPLICATES, [(*key, count) for key, count in seen.items()])
-    if rejects:
-        refused: defaultdict[tuple[str, int, str], int] = defaultdict(int)
-        for reject in rejects:
-            refused[(reject.site or "", reject.received_at // HOUR_MS, reject.reason)] += 1
-        conn.executemany(ADD_REJECTS, [(*key, count) for key, count in refused.items()])
+def count_duplicates(conn: Any, upto: int) -> None:
+    """Retries leave no event row; the sink notes each in ``pending_duplicates``, and this
+    moves them into the hourly counts."""
+    conn.execute(ADD_DUPLICATES, (upto,))
+    conn.execute("DELETE FROM pending_duplicates WHERE seq <= ?", (upto,))
 
 
-def _rebuild_table(table: str, keys: str) -> str:
-    bucket, *rest = keys.split(", ")  # hour or day first, then the rest of the key
-    select = ", ".join([f"received_at / {HOUR_MS if bucket == 'hour' else DAY_MS}", *rest])
+# -- rebuild -----------------------------------------------------------------------------
+
+
+def _rebuild_table(table: str) -> str:
+    keys = TABLES[table]
+    names = ", ".join(name for name, _ in keys)
+    computed = ", ".join(f"e.{expression}" for _, expression in keys)
     return (
-        f"INSERT INTO {table} (site, {keys}, {', '.join(COUNTERS)})"
-        f" SELECT site, {select},"
-        " sum(CASE WHEN kind = 'click' THEN 1 ELSE 0 END),"
-        " sum(CASE WHEN kind = 'view' THEN 1 ELSE 0 END),"
-        " sum(CASE WHEN kind = 'serve' THEN 1 ELSE 0 END),"
-        " sum(CASE WHEN kind = 'click' THEN first ELSE 0 END),"
-        " sum(CASE WHEN kind = 'view' THEN first ELSE 0 END)"
-        f" FROM flagged GROUP BY site, {select}"
+        f"INSERT INTO {table} (site, {names}, {', '.join(COUNTERS)})"
+        f" SELECT e.site, {computed}, {_sums('e.first = 1')}"
+        f" FROM flagged e GROUP BY e.site, {computed}"
     )
 
 
@@ -193,29 +139,54 @@ FLAGGED = (
     "CREATE TEMP TABLE flagged AS SELECT site, received_at, placement, item, position,"
     " bot, kind, CASE WHEN kind IN ('click', 'view') AND row_number() OVER ("
     "   PARTITION BY site, list_id, item, kind ORDER BY seq) = 1 THEN 1 ELSE 0 END AS first"
-    " FROM events"
+    " FROM events WHERE seq <= {upto}"
 )
 
 
-def rebuild(conn: Executor) -> None:
-    """Recomputes every counter but the duplicates from the raw tables (in a transaction
-    the caller holds)."""
+def rebuild(conn: Any) -> int:
+    """Recomputes every counter but the duplicates from the raw tables, and sets the
+    watermarks to what it counted (in a write transaction the caller holds); returns how
+    many events it counted."""
+    (events_upto,) = conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()
+    (rejects_upto,) = conn.execute("SELECT coalesce(max(seq), 0) FROM rejects").fetchone()
     for table in (*TABLES, "firsts", "reject_counts"):
         conn.execute(f"DELETE FROM {table}")
     conn.execute(
         "INSERT INTO firsts (site, list_id, item, kind)"
         # GROUP BY, not DISTINCT: rows come sorted, which fills the index twice as fast.
         " SELECT site, list_id, item, kind FROM events WHERE kind IN ('click', 'view')"
-        " GROUP BY site, list_id, item, kind"
+        " AND seq <= ? GROUP BY site, list_id, item, kind",
+        (events_upto,),
     )
-    conn.execute(FLAGGED)
+    conn.execute(FLAGGED.format(upto=int(events_upto)))  # DDL takes no parameters
     try:
-        for table, keys in TABLES.items():
-            conn.execute(_rebuild_table(table, keys))
+        for table in TABLES:
+            conn.execute(_rebuild_table(table))
     finally:
         conn.execute("DROP TABLE flagged")
     conn.execute(
         "INSERT INTO reject_counts (site, hour, reason, count)"
-        " SELECT coalesce(site, ''), received_at / 3600000, reason, count(*)"
-        " FROM rejects GROUP BY 1, 2, 3"
+        f" SELECT coalesce(site, ''), received_at / {HOUR_MS}, reason, count(*)"
+        " FROM rejects WHERE seq <= ?"
+        f" GROUP BY coalesce(site, ''), received_at / {HOUR_MS}, reason",
+        (rejects_upto,),
+    )
+    set_watermark(conn, "events", events_upto)
+    set_watermark(conn, "rejects", rejects_upto)
+    (counted,) = conn.execute(
+        "SELECT count(*) FROM events WHERE seq <= ?", (events_upto,)
+    ).fetchone()
+    return int(counted)
+
+
+def watermark(conn: Any, name: str) -> int:
+    row = conn.execute("SELECT seq FROM aggregation WHERE name = ?", (name,)).fetchone()
+    return int(row[0]) if row else 0
+
+
+def set_watermark(conn: Any, name: str, seq: int) -> None:
+    conn.execute(
+        "INSERT INTO aggregation (name, seq, at) VALUES (?, ?, ?)"
+        " ON CONFLICT (name) DO UPDATE SET seq = excluded.seq, at = excluded.at",
+        (name, seq, now_ms()),
     )

@@ -1,56 +1,49 @@
-"""The embedded store: one SQLite file in WAL mode.
+"""The embedded database: one SQLite file in WAL mode, and the one thread that writes it.
 
-One writer thread owns the write connection and takes batches from a queue.  Whatever
-piles up while a commit is being flushed to disk goes into the next transaction (group
-commit), so the cost of the fsync is shared by every request waiting on it.  A request's
-future is resolved only after its transaction has committed with ``synchronous=FULL``.
-Reads and administration use connections of their own.
+The writer thread owns the write connection and takes work from a queue: events to
+acknowledge, counts to add, sites, keys, salts, users, rebuilds. Event batches waiting
+together share one transaction and its fsync (group commit); each runs in a savepoint of
+its own, so one bad batch fails alone. A request's future is resolved only after its
+transaction has committed with ``synchronous=FULL``. Reads use connections of their own,
+one per thread. Several processes (workers) may open one file: their writers take turns
+through a lock file beside it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import fcntl
 import functools
 import itertools
-import json
 import logging
+import os
 import queue
-import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import Any, BinaryIO
 
-from clickthru.store import (
-    Batch,
-    CommitObserver,
-    EventRow,
-    NewSite,
-    RejectRow,
-    Site,
-    StoreError,
-    WriteResult,
-    rollups,
-)
-from clickthru.store.site_tables import SiteTables
-
-if TYPE_CHECKING:
-    from clickthru.access import Access
-    from clickthru.reports.sql import SQLReports
+from clickthru.errors import StoreError, StoreUnavailable
+from clickthru.store import rollups
+from clickthru.store.database import T, Work, WriteHealth, free_bytes_at
+from clickthru.store.rows import EVENT_COLUMNS, EventRow, RejectRow
 
 log = logging.getLogger(__name__)
 
-EVENT_COLUMNS = ", ".join(EventRow._fields)
 ONE_EVENT = "(" + ", ".join("?" * len(EventRow._fields)) + ")"
 # Rows per multi-row INSERT: one SQLite step (and one GIL hand-off) per chunk instead of
 # per row; 125 x 17 parameters stays far below SQLite's limit of 32,766.
 EVENTS_PER_STATEMENT = 125
+BUSY_TIMEOUT_MS = 10_000
+# A write still queued or blocked after this long fails; the client sends again, and if
+# it did commit after all, the retry is a harmless duplicate.
+WRITE_TIMEOUT = 30.0
 
 
 @functools.cache
@@ -71,7 +64,6 @@ INSERT_REJECT = (
     "INSERT INTO rejects (received_at, reason, detail, site, origin, input)"
     " VALUES (?, ?, ?, ?, ?, ?)"
 )
-BUSY_TIMEOUT_MS = 10_000
 
 
 def connect(path: str) -> sqlite3.Connection:
@@ -142,60 +134,90 @@ def _statements(script: str) -> list[str]:
     return [s for s in statements if s.strip()]
 
 
+def failure_cause(error: BaseException) -> str:
+    """What kind of write failure this is, for health and metrics."""
+    text = str(error).lower()
+    if isinstance(error, StoreUnavailable) and "timed out" in text:
+        return "timeout"
+    if "full" in text:
+        return "disk_full"
+    if "locked" in text or "busy" in text:
+        return "locked"
+    if "i/o" in text or "readonly" in text or "read-only" in text:
+        return "io_error"
+    return "error"
+
+
+# -- the writer thread -----------------------------------------------------------------
+
+
+Outcome = Any  # what the work returned, or the exception it failed with
+
+
 @dataclass(slots=True)
 class _Job:
-    batch: Batch
-    loop: asyncio.AbstractEventLoop
-    future: asyncio.Future[WriteResult]
+    work: Work[Any]
+    events: int  # events stored by it (for the commit observer and group sizes)
+    group: bool
+    loop: asyncio.AbstractEventLoop | None = None
+    future: asyncio.Future[Any] | concurrent.futures.Future[Any] | None = None
 
 
-Outcome = WriteResult | BaseException
-
-
-def _resolve(future: asyncio.Future[WriteResult], result: Outcome) -> None:
+def _settle(future: asyncio.Future[Any], outcome: Outcome) -> None:
     if future.done():  # timed out, or the client went away: nothing to tell
         return
-    if isinstance(result, BaseException):
-        future.set_exception(result)
+    if isinstance(outcome, BaseException):
+        future.set_exception(outcome)
     else:
-        future.set_result(result)
+        future.set_result(outcome)
 
 
-def _resolve_all(answers: list[tuple[asyncio.Future[WriteResult], Outcome]]) -> None:
-    for future, result in answers:
-        _resolve(future, result)
+def _settle_all(answers: list[tuple[asyncio.Future[Any], Outcome]]) -> None:
+    for future, outcome in answers:
+        _settle(future, outcome)
 
 
-def _answer(jobs: list[_Job], results: list[Outcome]) -> None:
+def _answer(jobs: list[_Job], outcomes: list[Outcome]) -> None:
     """Wake each event loop once per group, not once per request."""
-    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[WriteResult], Outcome]]]
-    by_loop = {}
-    for job, result in zip(jobs, results, strict=True):
-        by_loop.setdefault(job.loop, []).append((job.future, result))
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Outcome]]] = {}
+    for job, outcome in zip(jobs, outcomes, strict=True):
+        if isinstance(job.future, concurrent.futures.Future):
+            if isinstance(outcome, BaseException):
+                job.future.set_exception(outcome)
+            else:
+                job.future.set_result(outcome)
+        elif job.future is not None and job.loop is not None:
+            by_loop.setdefault(job.loop, []).append((job.future, outcome))
     for loop, answers in by_loop.items():
         # RuntimeError: that event loop is closed, so nobody is waiting any more.
         with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(_resolve_all, answers)
+            loop.call_soon_threadsafe(_settle_all, answers)
 
 
-@dataclass
 class _Writer:
     """The thread that owns the write connection."""
 
-    path: str
-    max_batch_rows: int
-    on_commit: CommitObserver | None
-    keep_rollups: bool = True
-    jobs: queue.SimpleQueue[_Job | None] = field(default_factory=queue.SimpleQueue)
-    thread: threading.Thread | None = None
+    def __init__(self, path: str, max_group_events: int, health: WriteHealth) -> None:
+        self.path = path
+        self.max_group_events = max_group_events
+        self.health = health
+        self.jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self.thread: threading.Thread | None = None
+        self._held: _Job | None = None  # a job taken while gathering a group, run next
 
     def start(self) -> None:
         conn = connect(self.path)
-        migrate(conn)
         # Writers in several processes (workers) take turns through this lock: the kernel
         # hands it over at once, where SQLite's busy handler sleeps for milliseconds and
         # lets one process starve the other.
         lock = open(f"{self.path}.writer-lock", "a+b")  # noqa: SIM115 (held for the thread's life)
+        try:
+            with _locked(lock):
+                migrate(conn)
+        except BaseException:
+            conn.close()
+            lock.close()
+            raise
         self.thread = threading.Thread(
             target=self._run, args=(conn, lock), name="clickthru-writer", daemon=True
         )
@@ -213,125 +235,166 @@ class _Writer:
             except queue.Empty:
                 break
             if job is not None:
-                _answer([job], [StoreError("the store is closed")])
+                _answer([job], [StoreUnavailable("the store is closed")])
+
+    def _next(self) -> _Job | None:
+        if self._held is not None:
+            job, self._held = self._held, None
+            return job
+        return self.jobs.get()
 
     def _run(self, conn: sqlite3.Connection, lock: BinaryIO) -> None:
         try:
-            stopping = False
-            while not stopping:
-                first = self.jobs.get()
+            while True:
+                first = self._next()
                 if first is None:
                     break
-                group, rows = [first], len(first.batch.events)
-                while rows < self.max_batch_rows:
-                    try:
-                        job = self.jobs.get_nowait()
-                    except queue.Empty:
-                        break
-                    if job is None:
-                        stopping = True
-                        break
-                    group.append(job)
-                    rows += len(job.batch.events)
-                fcntl.flock(lock, fcntl.LOCK_EX)
-                try:
-                    self._commit_group(conn, group, rows)
-                finally:
-                    fcntl.flock(lock, fcntl.LOCK_UN)
+                group = [first]
+                stopping = False
+                if first.group:
+                    events = first.events
+                    while events < self.max_group_events:
+                        try:
+                            job = self.jobs.get_nowait()
+                        except queue.Empty:
+                            break
+                        if job is None:
+                            stopping = True
+                            break
+                        if not job.group:
+                            self._held = job
+                            break
+                        group.append(job)
+                        events += job.events
+                with _locked(lock):
+                    self._commit(conn, group)
+                if stopping:
+                    break
         finally:
             conn.close()
             lock.close()
 
-    def _commit_group(self, conn: sqlite3.Connection, group: list[_Job], rows: int) -> None:
+    def _commit(self, conn: sqlite3.Connection, group: list[_Job]) -> None:
         started = time.perf_counter()
-        results: list[Outcome]
+        outcomes: list[Outcome] = []
         try:
-            results = self._transaction(conn, group)
-        except Exception as error:  # the writer thread must outlive any one bad batch
-            if len(group) == 1:
-                log.error("commit failed: %s", error)
-                results = [StoreError(f"commit failed: {error}")]
-            else:
-                # Commit one by one so a single bad job cannot fail its neighbours.
-                log.warning("group commit failed (%s); retrying jobs one by one", error)
-                for job in group:
-                    self._commit_group(conn, [job], len(job.batch.events))
-                return
-        _answer(group, results)
-        if self.on_commit is not None:
+            conn.execute("BEGIN IMMEDIATE")
             try:
-                self.on_commit(rows, time.perf_counter() - started)
-            except Exception:  # an observer must never stop the writer
-                log.exception("commit observer failed")
+                if len(group) == 1:
+                    outcomes.append(group[0].work(conn))
+                else:
+                    for job in group:
+                        outcomes.append(self._in_savepoint(conn, job))
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        except Exception as error:  # the writer thread must outlive any one bad batch
+            _answer(group, [self._failure(error)] * len(group))
+            return
+        _answer(group, outcomes)
+        events = sum(job.events for job in group)
+        try:
+            self.health.succeeded(events, time.perf_counter() - started)
+        except Exception:  # an observer must never stop the writer
+            log.exception("commit observer failed")
 
-    def _transaction(self, conn: sqlite3.Connection, group: list[_Job]) -> list[Outcome]:
-        results: list[Outcome] = []
-        stored: list[EventRow] = []
-        duplicates: list[EventRow] = []
-        rejects: list[RejectRow] = []
-        with write_transaction(conn):
-            for job in group:
-                events = job.batch.events
-                new: set[str] = set()
-                for start in range(0, len(events), EVENTS_PER_STATEMENT):
-                    chunk = events[start : start + EVENTS_PER_STATEMENT]
-                    cursor = conn.execute(insert_events(len(chunk)), list(itertools.chain(*chunk)))
-                    new.update(event_id for (event_id,) in cursor)
-                accepted = len(new)
-                for event in events:  # the first of an id in the batch is the one stored
-                    if event.id in new:
-                        new.discard(event.id)
-                        stored.append(event)
-                    else:
-                        duplicates.append(event)
-                if job.batch.rejects:
-                    conn.executemany(INSERT_REJECT, job.batch.rejects)
-                    rejects.extend(job.batch.rejects)
-                results.append(WriteResult(accepted, len(events) - accepted))
-            if self.keep_rollups:
-                rollups.add(conn, stored, duplicates, rejects)
-        return results
+    def _failure(self, error: Exception) -> BaseException:
+        """What a failed transaction tells its jobs; a failure of the disk or the file (not
+        of the data) also marks the store unhealthy until a write succeeds."""
+        if isinstance(error, sqlite3.IntegrityError):
+            return StoreError(f"commit failed: {error}")
+        if isinstance(error, sqlite3.Error):
+            cause = failure_cause(error)
+            log.error("commit failed (%s): %s", cause, error)
+            self.health.failed(cause)
+            return StoreUnavailable(f"commit failed: {error}")
+        if not isinstance(error, StoreError):
+            log.error("a write failed", exc_info=error)
+        return error
+
+    @staticmethod
+    def _in_savepoint(conn: sqlite3.Connection, job: _Job) -> Outcome:
+        """One job of a group: its failure undoes its own writes and fails it alone; a
+        failure of the file itself (disk full, I/O) fails the whole group."""
+        conn.execute("SAVEPOINT job")
+        try:
+            outcome = job.work(conn)
+        except Exception as error:
+            if isinstance(error, sqlite3.OperationalError) or not conn.in_transaction:
+                raise
+            conn.execute("ROLLBACK TO job")
+            conn.execute("RELEASE job")
+            log.warning("a batch failed in a group commit: %s", error)
+            if isinstance(error, sqlite3.Error):
+                return StoreError(f"commit failed: {error}")
+            return error
+        conn.execute("RELEASE job")
+        return outcome
 
 
-class SQLiteStore:
-    """The default store. Safe to open from several processes on one machine."""
+@contextlib.contextmanager
+def _locked(lock: BinaryIO) -> Iterator[None]:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    try:
+        yield
+    finally:
+        fcntl.flock(lock, fcntl.LOCK_UN)
 
-    def __init__(
-        self,
-        path: str | Path,
-        *,
-        max_batch_rows: int = 5000,
-        write_timeout: float = 30.0,
-        keep_rollups: bool = True,
-    ) -> None:
+
+class _FileLease:
+    def __init__(self, file: BinaryIO) -> None:
+        self._file = file
+
+    def release(self) -> None:
+        self._file.close()  # closing drops the flock
+
+
+class SQLiteDatabase:
+    """One SQLite file. Safe to use from many threads and from several processes."""
+
+    kind = "sqlite"
+    lock_row = ""
+    count_budget = 0.025
+
+    def __init__(self, path: str | Path, *, max_group_events: int = 5000) -> None:
         self.path = str(path)
-        # A write still queued or blocked after this long fails; the client sends again,
-        # and if it did commit after all, the retry is a harmless duplicate.
-        self.write_timeout = write_timeout
-        # A spool (the shared store keeps the rollups) leaves them out.
-        self._writer = _Writer(self.path, max_batch_rows, None, keep_rollups)
+        self.health = WriteHealth()
+        self._writer = _Writer(self.path, max_group_events, self.health)
+        self._starting = threading.Lock()
         self._local = threading.local()
-        self._migrated = False
-        self._site_tables = SiteTables(self._conn, write_transaction, lock_row="")
 
     # -- lifecycle ---------------------------------------------------------------------
 
-    def start(self, on_commit: CommitObserver | None = None) -> None:
-        self._writer.on_commit = on_commit
-        self._writer.start()
+    def _ensure_writer(self) -> _Writer:
+        if self._writer.thread is None:
+            with self._starting:
+                if self._writer.thread is None:
+                    try:
+                        self._writer.start()  # migrates the file first
+                    except sqlite3.Error as error:
+                        raise StoreError(
+                            f"cannot open the SQLite store {self.path!r}: {error}"
+                        ) from error
+        return self._writer
 
     def close(self) -> None:
-        self._writer.stop()
+        """Stops the writer (answering what waits) and closes this thread's reader; a later
+        use opens them again."""
+        with self._starting:
+            self._writer.stop()
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
 
-    def _conn(self) -> sqlite3.Connection:
-        """This thread's connection for reads and administration."""
+    def connection(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
+            self._ensure_writer()  # the file exists and is migrated
             try:
                 conn = connect(self.path)
-                if not self._migrated:  # once per store: migrating takes the write lock
-                    migrate(conn)
-                    self._migrated = True
             except sqlite3.Error as error:
                 raise StoreError(f"cannot open the SQLite store {self.path!r}: {error}") from error
             self._local.conn = conn
@@ -339,108 +402,62 @@ class SQLiteStore:
 
     # -- writes ------------------------------------------------------------------------
 
-    async def write(self, batch: Batch) -> WriteResult:
-        if self._writer.thread is None:
-            raise StoreError("the store is not started")
+    def write(self, work: Work[T]) -> T:
+        writer = self._ensure_writer()
+        if threading.current_thread() is writer.thread:
+            raise RuntimeError("write() from the writer thread would wait for itself")
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+        writer.jobs.put(_Job(work, 0, False, None, future))
+        try:
+            return future.result(WRITE_TIMEOUT)
+        except TimeoutError:
+            self.health.failed("timeout")
+            raise StoreUnavailable("write timed out") from None
+
+    async def write_async(self, work: Work[T], *, events: int = 0, group: bool = False) -> T:
+        writer = self._ensure_writer()
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[WriteResult] = loop.create_future()
+        future: asyncio.Future[T] = loop.create_future()
         # A timer, not asyncio.wait_for: no extra task per request on the hot path.
-        timer = loop.call_later(self.write_timeout, _resolve, future, StoreError("write timed out"))
-        self._writer.jobs.put(_Job(batch, loop, future))
+        timer = loop.call_later(WRITE_TIMEOUT, self._time_out, future)
+        writer.jobs.put(_Job(work, events, group, loop, future))
         try:
             return await future
         finally:
             timer.cancel()
 
-    async def check(self) -> None:
-        # An empty batch still takes the write lock and commits: the whole path is alive.
-        await self.write(Batch())
+    def _time_out(self, future: asyncio.Future[Any]) -> None:
+        if not future.done():
+            self.health.failed("timeout")
+            future.set_exception(StoreUnavailable("write timed out"))
 
-    # -- sites -------------------------------------------------------------------------
+    # -- the SQL differences -----------------------------------------------------------
 
-    def sites(self) -> list[Site]:
-        return self._site_tables.sites()
+    def prepare(self, events: Sequence[EventRow]) -> None:
+        """Nothing to prepare: one table holds every day."""
 
-    def site(self, name: str) -> Site:
-        return self._site_tables.site(name)
+    def insert_events(self, conn: sqlite3.Connection, events: Sequence[EventRow]) -> set[str]:
+        new: set[str] = set()
+        for start in range(0, len(events), EVENTS_PER_STATEMENT):
+            chunk = events[start : start + EVENTS_PER_STATEMENT]
+            cursor = conn.execute(insert_events(len(chunk)), list(itertools.chain(*chunk)))
+            new.update(event_id for (event_id,) in cursor)
+        return new
 
-    def add_site(self, name: str, origins: list[str]) -> NewSite:
-        return self._site_tables.add_site(name, origins)
+    def insert_rejects(self, conn: sqlite3.Connection, rejects: Sequence[RejectRow]) -> None:
+        conn.executemany(INSERT_REJECT, rejects)
 
-    def set_origins(self, name: str, origins: list[str]) -> Site:
-        return self._site_tables.set_origins(name, origins)
+    def take_turn(self, conn: sqlite3.Connection) -> None:
+        """BEGIN IMMEDIATE has taken the file's one write lock already."""
 
-    def rotate_key(self, name: str) -> Site:
-        return self._site_tables.rotate_key(name)
+    def lead(self, role: str) -> _FileLease | None:
+        file = open(f"{self.path}.{role}-lock", "a+b")  # noqa: SIM115 (held by the lease)
+        try:
+            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            file.close()
+            return None
+        return _FileLease(file)
 
-    def mirror_sites(self, sites: list[Site]) -> None:
-        """Keep a copy of the shared store's sites (a spool verifies tokens with it while
-        the shared store is away)."""
-        with write_transaction(self._conn()) as conn:
-            conn.execute("DELETE FROM site_keys")
-            conn.execute("DELETE FROM sites")
-            conn.executemany(
-                "INSERT INTO sites (name, origins, api_key_hash, created_at) VALUES (?, ?, ?, 0)",
-                [(s.name, json.dumps(list(s.origins)), s.api_key_hash) for s in sites],
-            )
-            conn.executemany(
-                "INSERT INTO site_keys (site, key_id, secret, created_at, retired_at)"
-                " VALUES (?, ?, ?, ?, ?)",
-                [
-                    (s.name, k.key_id, k.secret.hex(), k.created_at, k.retired_at)
-                    for s in sites
-                    for k in s.keys
-                ],
-            )
-
-    def set_salt(self, day: str, salt: bytes) -> None:
-        """Take the shared store's salt for the day (so every collector keys alike)."""
-        with write_transaction(self._conn()) as conn:
-            conn.execute("INSERT OR REPLACE INTO salts (day, salt) VALUES (?, ?)", (day, salt))
-            conn.execute("DELETE FROM salts WHERE day < ?", (day,))
-
-    def waiting(self) -> int:
-        """Events and rejects in this file: a spool's backlog."""
-        conn = self._conn()
-        (events,) = conn.execute("SELECT count(*) FROM events").fetchone()
-        (rejects,) = conn.execute("SELECT count(*) FROM rejects").fetchone()
-        return int(events) + int(rejects)
-
-    def identity(self) -> str:
-        """A random id made once for this file: who this spool is to the shared store."""
-        conn = self._conn()
-        found = conn.execute("SELECT value FROM meta WHERE key = 'id'").fetchone()
-        if found:
-            return str(found[0])
-        with write_transaction(conn):
-            conn.execute(
-                "INSERT OR IGNORE INTO meta (key, value) VALUES ('id', ?)", (secrets.token_hex(8),)
-            )
-            value: str = conn.execute("SELECT value FROM meta WHERE key = 'id'").fetchone()[0]
-        return value
-
-    # -- visitor salts -------------------------------------------------------------------
-
-    def daily_salt(self, day: str) -> bytes:
-        return self._site_tables.daily_salt(day)
-
-    # -- reads -------------------------------------------------------------------------
-
-    def count_events(self) -> int:
-        count: int = self._conn().execute("SELECT count(*) FROM events").fetchone()[0]
-        return count
-
-    def reports(self) -> SQLReports:
-        from clickthru.reports.sql import SQLReports
-
-        return SQLReports(self._conn)
-
-    def access(self) -> Access:
-        from clickthru.access import Access  # it builds on this module
-
-        return Access(self._conn)
-
-    def rebuild_rollups(self) -> None:
-        """Recompute the rollups from the raw events (the writer waits meanwhile)."""
-        with write_transaction(self._conn()) as conn:
-            rollups.rebuild(conn)
+    def free_bytes(self) -> int | None:
+        return free_bytes_at(os.path.dirname(os.path.abspath(self.path)))

@@ -6,24 +6,25 @@ import hmac
 import time
 from typing import Final
 
-from clickthru.store import Site, Store, hash_api_key
+from clickthru.store.rows import Site, hash_api_key
+from clickthru.store.sites import SiteAdmin
 
 REFRESH_ON_MISS_EVERY: Final = 1.0  # an unknown site/key re-reads at most this often
 
 
-class SiteRegistry:
+class SiteCache:
     """Refreshed by the collector's maintenance task every few seconds (off the event
     loop); a lookup reads the store itself only for a key it does not know yet, as right
     after a rotation."""
 
-    def __init__(self, store: Store) -> None:
-        self._store = store
+    def __init__(self, source: SiteAdmin) -> None:
+        self._source = source
         self._sites: dict[str, Site] = {}
         self._secrets: dict[tuple[str, str], bytes] = {}
         self._loaded_at = float("-inf")
 
     def refresh(self) -> None:
-        sites = {site.name: site for site in self._store.sites()}
+        sites = {site.name: site for site in self._source.sites()}
         self._secrets = {
             (site.name, key.key_id): key.secret
             for site in sites.values()

@@ -1,4 +1,4 @@
-"""Sites, keys and salts (``store/site_tables.py``), on both stores: what SQLite does,
+"""Site administration (``store/sites.py``) on both databases: what SQLite does,
 PostgreSQL does alike, and another collector on the same store sees the same."""
 
 from __future__ import annotations
@@ -9,32 +9,30 @@ from pathlib import Path
 
 import pytest
 
-from clickthru.store import Store, StoreError
-from clickthru.store.postgres import PostgresStore
-from clickthru.store.sqlite import SQLiteStore
+from clickthru.backend import Store, open_store
+from clickthru.errors import StoreError
+from clickthru.store.sites import SiteAdmin
 from tests.pg import throwaway_database
 
-Opener = Callable[[], Store]  # another collector opening the same store
+Opener = Callable[[], SiteAdmin]  # another collector opening the same store
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def opener(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opener]:
     opened: list[Store] = []
 
-    def open_sqlite() -> Store:
-        opened.append(SQLiteStore(tmp_path / "store.db"))
-        return opened[-1]
+    def opening(url: str) -> Opener:
+        def open_one() -> SiteAdmin:
+            opened.append(open_store(url))
+            return opened[-1].admin
+
+        return open_one
 
     if request.param == "sqlite":
-        yield open_sqlite
+        yield opening(str(tmp_path / "store.db"))
     else:
         with throwaway_database() as url:
-
-            def open_postgres() -> Store:
-                opened.append(PostgresStore(url))
-                return opened[-1]
-
-            yield open_postgres
+            yield opening(url)
             for store in opened:
                 store.close()
             return
@@ -72,3 +70,34 @@ def test_the_daily_salt_is_shared_and_old_salts_are_forgotten(opener: Opener) ->
     with ThreadPoolExecutor(4) as pool:  # collectors meeting a new day together
         salts = set(pool.map(lambda _: opener().daily_salt("2026-11-04"), range(4)))
     assert len(salts) == 1
+
+
+def test_names_and_origins_are_checked_here_for_every_way_in(opener: Opener) -> None:
+    sites = opener()
+    for name in ("Shop", "a b", "", "-shop", "x" * 64, "shop/../x"):
+        with pytest.raises(StoreError, match="not a site name"):
+            sites.add_site(name, ["https://shop.test"])
+    for origin in ("shop.test", "https://shop.test/path", "ftp://shop.test", "https://"):
+        with pytest.raises(StoreError, match="not an origin"):
+            sites.add_site("shop", [origin])
+    with pytest.raises(StoreError, match="at least one origin"):
+        sites.add_site("shop", [])
+    made = sites.add_site("shop", ["HTTPS://Shop.Test/", "https://shop.test"])
+    assert made.site.origins == ("https://shop.test",)  # as browsers send them, once
+    with pytest.raises(StoreError, match="not an origin"):
+        sites.set_origins("shop", ["https://shop.test/?q"])
+    with pytest.raises(StoreError, match="no site"):
+        sites.set_origins("nowhere", ["https://shop.test"])
+    assert sites.sites() == [made.site]
+
+
+def test_a_spool_keeps_a_copy_of_the_shared_sites_and_salt(opener: Opener, tmp_path: Path) -> None:
+    shared, spool = opener(), open_store(str(tmp_path / "spool.db"))
+    copy = spool.admin
+    shared.add_site("shop", ["https://shop.test"])
+    copy.mirror(shared.sites(), "2026-12-05", b"s" * 16)
+    assert copy.sites() == shared.sites() and copy.daily_salt("2026-12-05") == b"s" * 16
+    shared.rotate_key("shop")
+    copy.mirror(shared.sites(), "2026-12-06", b"t" * 16)
+    assert copy.sites() == shared.sites() and copy.daily_salt("2026-12-06") == b"t" * 16
+    spool.close()

@@ -43,4 +43,10 @@ def report_table(document: dict[str, Any]) -> str:
     rule = "  ".join("-" * width for width in widths)
     lines.insert(1, rule)
     lines.insert(len(lines) - 1, rule)
+    if document.get("uncounted_events"):
+        moment = datetime.fromtimestamp(document["counted_until"] / 1000, UTC)
+        lines.append(
+            f"counted up to {moment:%Y-%m-%d %H:%M:%S} UTC;"
+            f" {document['uncounted_events']} events stored since are not counted yet"
+        )
     return "\n".join(lines)
