@@ -347,3 +347,32 @@ def make_workload(sites: SiteAdmin, events: int, lists: int, per_list: int) -> W
             counts.append(len(batch))
             batch = []
     return Workload(bodies, counts, rows)
+
+
+# -- how far counting trails storing ---------------------------------------------------------
+
+
+def sqlite_lag(store: Path) -> tuple[int, float]:
+    """(events stored and not counted, seconds the oldest of them has waited), read from
+    a SQLite store's file as the collector's /metrics reads it."""
+    conn = sqlite3.connect(f"file:{store}?mode=ro", uri=True, timeout=10)
+    try:
+        (after,) = conn.execute("SELECT seq FROM aggregation WHERE name = 'events'").fetchone()
+        waiting, oldest = conn.execute(
+            "SELECT count(*), min(received_at) FROM events WHERE seq > ?", (after,)
+        ).fetchone()
+    finally:
+        conn.close()
+    if not waiting:
+        return 0, 0.0
+    return int(waiting), max(0.0, time.time() - oldest / 1000)
+
+
+def wait_counted(store: Path, timeout: float = 600) -> float:
+    """Seconds until every stored event of a SQLite store is counted."""
+    started = time.perf_counter()
+    while sqlite_lag(store)[0]:
+        if time.perf_counter() - started > timeout:
+            raise RuntimeError(f"events still uncounted after {timeout} s")
+        time.sleep(0.02)
+    return time.perf_counter() - started

@@ -54,7 +54,9 @@ from _common import (
     free_port,
     make_workload,
     register_site,
+    sqlite_lag,
     tree_cpu,
+    wait_counted,
 )
 from clickthru.backend import open_store
 from clickthru.store.rows import EVENT_COLUMNS, EventRow
@@ -212,6 +214,8 @@ def main() -> int:
         log = tmp / "collector.log"
         with collector(store, port, args.workers, log, env) as proc:
             posted = post_all(port, proc.pid, work, args.clients)
+            behind = sqlite_lag(store)[0]
+            counted_in = wait_counted(store)  # the collector's aggregator, behind the acks
         rate = args.events / posted.seconds
         print(f"  collector: {rate:,.0f} events/s", flush=True)
         anchor.append(bare_sqlite(tmp / "bare-after.db", work.rows))
@@ -255,6 +259,11 @@ def main() -> int:
     print(
         f"goal: collector >= 50 % of bare SQLite (mean of both runs);"
         f" machine busy {posted.machine_busy:.0%} while the collector ran"
+    )
+    print(
+        f"counting: {behind:,} events not yet counted at the last acknowledgement,"
+        f" all counted {counted_in:.1f} s later"
+        f" (acknowledged and counted: {args.events / (posted.seconds + counted_in):,.0f} events/s)"
     )
     print(f"answers not 200 with all {BATCH} accepted: {len(posted.failures)}")
     for failure in posted.failures[:5]:
