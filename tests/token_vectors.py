@@ -30,13 +30,14 @@ def _secret(site: str, key_id: str) -> bytes:
 
 # After two rotations of bookshop: k3 signs, k2 still verifies, k1 is retired.
 KEYS = [
-    {"site": "bookshop", "key_id": "k1", "state": "retired"},
-    {"site": "bookshop", "key_id": "k2", "state": "previous"},
-    {"site": "bookshop", "key_id": "k3", "state": "current"},
-    {"site": "newsroom", "key_id": "k1", "state": "current"},
+    {"site": site, "key_id": key_id, "state": state, "secret_hex": _secret(site, key_id).hex()}
+    for site, key_id, state in [
+        ("bookshop", "k1", "retired"),
+        ("bookshop", "k2", "previous"),
+        ("bookshop", "k3", "current"),
+        ("newsroom", "k1", "current"),
+    ]
 ]
-for _key in KEYS:
-    _key["secret_hex"] = _secret(_key["site"], _key["key_id"]).hex()
 
 
 def verifying_keys(site: str, key_id: str) -> bytes | None:
