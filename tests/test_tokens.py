@@ -90,7 +90,12 @@ text = st.text(min_size=1, max_size=tokens.MAX_FIELD_LENGTH)
 def test_every_valid_claim_round_trips(
     list_id: str, item: str, placement: str, position: int
 ) -> None:
-    token = mint(list_id=list_id, item=item, placement=placement, position=position)
+    try:
+        token = mint(list_id=list_id, item=item, placement=placement, position=position)
+    except ValueError as refused:  # three long texts of 4-byte characters make too long a token
+        assert f"over {tokens.MAX_TOKEN_LENGTH}" in str(refused)
+        assert len((list_id + item + placement).encode()) > 600
+        return
     claims = tokens.verify(token, lookup, now=1_800_000_000)
     assert (claims.list_id, claims.item, claims.placement, claims.position) == (
         list_id, item, placement, position,

@@ -11,7 +11,8 @@ allows truncation to half the hash) of that text under the site's secret:
     v1.<payload>.<mac>
 
 The key id inside the payload picks the secret, so a site can rotate its key while
-tokens signed with the previous one still verify.
+tokens signed with the previous one still verify. docs/tokens.md is the full format, for
+minting in other languages; docs/token-vectors.json holds tokens to check against.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import binascii
 import hmac
 import time
 from collections.abc import Callable
-from typing import Final
+from typing import Annotated, Final
 
 import msgspec
 
@@ -31,20 +32,26 @@ VERSION: Final = "v1"
 MAC_BYTES: Final = 16
 DEFAULT_TTL: Final = 7 * 24 * 3600
 MAX_TOKEN_LENGTH: Final = 1024
-MAX_FIELD_LENGTH: Final = 200
+MAX_FIELD_LENGTH: Final = 200  # characters (code points) of list_id, item and placement
+MAX_POSITION: Final = 2**31 - 1  # an int in Java and Go, a safe number in JavaScript
+MAX_TIME: Final = 2**53 - 1  # unix seconds: exact in every language's integers and in JSON
+
+Text = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_FIELD_LENGTH)]
+Time = Annotated[int, msgspec.Meta(ge=0, le=MAX_TIME)]
 
 
-class Claims(msgspec.Struct, array_like=True, frozen=True):
-    """What a token says was recommended."""
+class Claims(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):
+    """What a token says was recommended. Decoding checks the limits, so a signed token
+    that breaks them (as a faulty minter elsewhere could make) is malformed, not stored."""
 
     site: str
     key_id: str
-    list_id: str
-    item: str
-    position: int
-    placement: str
-    issued_at: int
-    expires_at: int
+    list_id: Text
+    item: Text
+    position: Annotated[int, msgspec.Meta(ge=1, le=MAX_POSITION)]
+    placement: Text
+    issued_at: Time
+    expires_at: Time
 
 
 # site, key id -> secret, or None when that site or key is unknown
@@ -59,7 +66,12 @@ def _b64encode(raw: bytes) -> str:
 
 
 def _b64decode(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    """Only the one spelling ``_b64encode`` gives: no padding, no ``+`` or ``/``, no
+    characters skipped, no stray bits in the last character."""
+    raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    if _b64encode(raw) != text:
+        raise ValueError("not unpadded base64url")
+    return raw
 
 
 def _mac(secret: bytes, signed: str) -> str:
@@ -80,17 +92,25 @@ def mint(
     now: float | None = None,
 ) -> str:
     """Sign one recommended link. ``position`` is 1-based."""
-    if position < 1:
-        raise ValueError("position is 1-based")
+    if not 1 <= position <= MAX_POSITION:
+        raise ValueError(f"position must be 1 to {MAX_POSITION}")
     if ttl <= 0:
         raise ValueError("ttl must be positive")
     for name, value in (("list_id", list_id), ("item", item), ("placement", placement)):
         if not value or len(value) > MAX_FIELD_LENGTH:
             raise ValueError(f"{name} must be 1 to {MAX_FIELD_LENGTH} characters")
     issued = int(time.time() if now is None else now)
+    if issued < 0 or issued + ttl > MAX_TIME:
+        raise ValueError(f"issue and expiry times must be 0 to {MAX_TIME} (unix seconds)")
     claims = Claims(site, key_id, list_id, item, position, placement, issued, issued + ttl)
     signed = f"{VERSION}.{_b64encode(_encoder.encode(claims))}"
-    return f"{signed}.{_mac(secret, signed)}"
+    token = f"{signed}.{_mac(secret, signed)}"
+    if len(token) > MAX_TOKEN_LENGTH:
+        raise ValueError(
+            f"the token would be {len(token)} characters, over {MAX_TOKEN_LENGTH}:"
+            " shorten list_id, item or placement"
+        )
+    return token
 
 
 def verify(token: str, keys: KeyLookup, *, now: float | None = None) -> Claims:
