@@ -14,10 +14,11 @@ from typing import Any
 
 import httpx
 
+from clickthru.backend import open_store
+from clickthru.clock import utc_day
 from clickthru.collector.app import create_app
 from clickthru.config import Settings
-from clickthru.reports import Query, report_document
-from clickthru.store.sqlite import SQLiteStore
+from clickthru.reports import Query
 from tests.conftest import new_id
 from tests.token_vectors import VECTORS as VECTORS_FILE
 
@@ -82,15 +83,16 @@ def test_the_file_imports_as_an_es_module_too() -> None:
 
 def store_with_the_vectors_keys(db: Path) -> None:
     """Sites with the vectors' keys: bookshop rotated twice (k1 retired), newsroom."""
-    store = SQLiteStore(db)
-    store.add_site("bookshop", [SHOP])
-    store.rotate_key("bookshop")
-    store.rotate_key("bookshop")
-    store.add_site("newsroom", [NEWS])
-    sites = store.sites()
+    store = open_store(str(db))
+    admin = store.admin
+    admin.add_site("bookshop", [SHOP])
+    admin.rotate_key("bookshop")
+    admin.rotate_key("bookshop")
+    admin.add_site("newsroom", [NEWS])
+    sites = admin.sites()
     states = {(s.name, k.key_id): k.retired_at is None for s in sites for k in s.keys}
     assert states == {(k["site"], k["key_id"]): k["state"] != "retired" for k in VECTORS["keys"]}
-    store.mirror_sites(
+    admin.mirror(
         [
             replace(
                 site,
@@ -100,7 +102,9 @@ def store_with_the_vectors_keys(db: Path) -> None:
                 ),
             )
             for site in sites
-        ]
+        ],
+        utc_day(),
+        admin.daily_salt(utc_day()),
     )
     store.close()
 
@@ -172,10 +176,11 @@ def test_node_tokens_are_counted_as_clicks_and_every_invalid_vector_refused(
         (g["site"], g["key_id"], g["list_id"], g["item"], g["position"], g["placement"], "click")
         for g in [*fresh[:3], fresh[0]]
     ]
-    store = SQLiteStore(db)
+    store = open_store(str(db))
+    store.aggregator.catch_up()
     now_ms = int(time.time() * 1000)
     asked = Query(("bookshop",), now_ms - 3_600_000, now_ms + 3_600_000)
-    report = report_document(store.reports(), asked, "item")
+    report = store.reports.document(asked, "item")
     store.close()
     assert report["totals"]["clicks"] == 4
     assert {row["key"]: row["clicks"] for row in report["rows"]} == {
