@@ -73,7 +73,11 @@ from _common import (
     wait_http,
 )
 from clickthru.backend import open_store
-from clickthru.store.rows import EventRow
+from clickthru.store.aggregator import Aggregator
+from clickthru.store.postgres import PostgresDatabase
+from clickthru.store.rows import Batch, EventRow
+from clickthru.store.sink import EventSink
+from clickthru.store.spool import SHIP_EVENTS
 from ingest_vs_executemany import Client
 
 ADMIN_URL = os.environ.get(
@@ -206,6 +210,7 @@ class Run:
     acked_s: float  # first request to last answer
     stored_at_ack: int  # events in PostgreSQL at the last answer
     stored_s: float  # first request to all N in PostgreSQL
+    counted_s: float  # first request to all N counted in the rollups
     collectors_cpu: float  # seconds, both process trees, over stored_s
     postgres_cpu: float
     client_cpu: float
@@ -251,6 +256,9 @@ def post_and_wait(
         while count_events(conn) < events and time.monotonic() < deadline:
             time.sleep(POLL)
         stored = time.perf_counter() - started
+        while uncounted(conn) and time.monotonic() < deadline:
+            time.sleep(POLL)
+        counted = time.perf_counter() - started
         collectors = sum(map(tree_cpu, pids)) - collectors
         pg = postgres_cpu() - pg
         busy = SystemCpu.now().since(machine)
@@ -258,7 +266,48 @@ def post_and_wait(
         if count_events(conn) < events:
             failures.append(f"only {count_events(conn):,} of {events:,} in PostgreSQL after 600 s")
     client = (after.ru_utime + after.ru_stime) - (mine.ru_utime + mine.ru_stime)
-    return Run(acked, at_ack, stored, collectors, pg, client, busy, failures)
+    return Run(acked, at_ack, stored, counted, collectors, pg, client, busy, failures)
+
+
+def uncounted(conn: psycopg.Connection[Any]) -> bool:
+    row = conn.execute(
+        "SELECT (SELECT seq FROM aggregation WHERE name = 'events') < max(seq) FROM events"
+    ).fetchone()
+    return bool(row and row[0])
+
+
+@dataclass(frozen=True)
+class Drain:
+    seconds: float  # two forwarders shipping everything
+    postgres_cpu: float
+    count_seconds: float  # one aggregator counting it all afterwards
+    count_postgres_cpu: float
+
+
+def ship_and_count(url: str, rows: Sequence[EventRow], forwarders: int = 2) -> Drain:
+    """The shared store alone: ``forwarders`` threads ship the rows in shipments of 5,000,
+    as the spools' forwarders do, straight from memory; then one aggregator counts them."""
+    db = PostgresDatabase(url)
+    sink, aggregator = EventSink(db), Aggregator(db)
+    db.prepare(rows)  # migrated, and the day partitions made, before the clock starts
+    shipments = [rows[i : i + SHIP_EVENTS] for i in range(0, len(rows), SHIP_EVENTS)]
+
+    def forward(n: int) -> None:
+        for number, shipment in enumerate(shipments[n::forwarders], start=1):
+            sink.ship(f"bench-{n}", number, Batch(list(shipment)))
+
+    threads = [threading.Thread(target=forward, args=(n,)) for n in range(forwarders)]
+    cpu, started = postgres_cpu(), time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    seconds, shipped_cpu = time.perf_counter() - started, postgres_cpu() - cpu
+    cpu, started = postgres_cpu(), time.perf_counter()
+    aggregator.catch_up()
+    counting, counting_cpu = time.perf_counter() - started, postgres_cpu() - cpu
+    db.close()
+    return Drain(seconds, shipped_cpu, counting, counting_cpu)
 
 
 def stored_rows(url: str) -> list[tuple[Any, ...]]:
@@ -344,6 +393,8 @@ def main() -> int:
 
             for indexed in (False, True):
                 anchors[indexed].append(bare_copy(anchor_url, chunks, indexed))
+            with throwaway_database("clickthru_bench_drain") as drain_url:
+                drained = ship_and_count(drain_url, work.rows)
 
             expected = sorted(
                 tuple(int(v) if isinstance(v, bool) else v for i, v in enumerate(row) if i != 10)
@@ -374,6 +425,13 @@ def main() -> int:
     for label, rate, seconds in (
         (f"two collectors w={args.workers}, acknowledged (HTTP)", acked, run.acked_s),
         (f"two collectors w={args.workers}, end to end (in PG)", e2e, run.stored_s),
+        (f"two collectors w={args.workers}, counted", n / run.counted_s, run.counted_s),
+        ("PostgreSQL alone: 2 forwarders shipping", n / drained.seconds, drained.seconds),
+        (
+            "PostgreSQL alone: 1 aggregator counting",
+            n / drained.count_seconds,
+            drained.count_seconds,
+        ),
     ):
         print(
             f"{label:<44} {rate:>9,.0f} {seconds:>8.2f}"
@@ -384,7 +442,8 @@ def main() -> int:
     drain = (n - run.stored_at_ack) / lag if lag > 0 else float("inf")
     print(
         f"PostgreSQL caught up {lag:.2f} s after the last answer, when it held"
-        f" {run.stored_at_ack:,}: it drained the spools at {drain:,.0f} events/s"
+        f" {run.stored_at_ack:,}: it drained the spools at {drain:,.0f} events/s;"
+        f" the counters caught up {run.counted_s - run.stored_s:.2f} s after that"
     )
     print()
     pg_copy_cpu = sum(c for _, c in anchors[True]) / len(anchors[True])
@@ -401,6 +460,10 @@ def main() -> int:
         f"  (bare COPY with indexes: {n / max(pg_copy_cpu, 1e-9):,.0f})"
     )
     print(
+        f"  PostgreSQL alone, shipping {n / drained.postgres_cpu:,.0f} events per CPU s,"
+        f" counting {n / drained.count_postgres_cpu:,.0f} events per CPU s"
+    )
+    print(
         f"  HTTP clients (this)     {run.client_cpu:7.1f} s"
         f"  {run.client_cpu / run.stored_s:4.2f} cores;"
         f"  machine busy {run.machine_busy:.0%}"
@@ -415,10 +478,11 @@ def main() -> int:
             f"  {what:<11} {BILLION_A_DAY / rate:5.1f} cores on average,"
             f" {BILLION_A_DAY * args.peak / rate:5.1f} at peak"
         )
+    alone = n / drained.seconds
     print(
-        f"  shared store: shipments take turns on one lock, so it drains at most ~{drain:,.0f}"
-        f" events/s however many collectors: {BILLION_A_DAY / drain:.0%} of that on average,"
-        f" {BILLION_A_DAY * args.peak / drain:.0%} at peak"
+        f"  shared store: shipments take turns on one lock for their insert; alone it drained"
+        f" {alone:,.0f} events/s here: {BILLION_A_DAY / alone:.0%} of that on average,"
+        f" {BILLION_A_DAY * args.peak / alone:.0%} at peak"
     )
     print(
         "  (single-event beacons cost the collector more per event than batches of 250:"
