@@ -150,13 +150,28 @@ class LagProbe:
         self._reading = None
 
 
-def _roles(db: Database) -> dict[str, Any]:
-    return {
-        "admin": SiteAdmin(db),
-        "reports": Reports(db),
-        "access": Access(db),
-        "aggregator": Aggregator(db),
-    }
+def _over(
+    db: Database,
+    *,
+    sink: Sink,
+    sink_db: Database,
+    lookups: SiteAdmin | None = None,
+    spool: Background | None = None,
+) -> Store:
+    """The roles over the database reports and administration use (``db``), with the
+    sink (and the sites requests read) of the one that acknowledges."""
+    admin = SiteAdmin(db)
+    return Store(
+        sink=sink,
+        lookups=lookups or admin,
+        admin=admin,
+        reports=Reports(db),
+        access=Access(db),
+        aggregator=Aggregator(db),
+        sink_db=sink_db,
+        databases=(sink_db, db) if sink_db is not db else (db,),
+        spool=spool,
+    )
 
 
 def open_store(
@@ -174,15 +189,12 @@ def open_store(
 
         # sqlite:///abs/path.db -> /abs/path.db; sqlite://rel.db -> rel.db
         db = SQLiteDatabase(url.removeprefix("sqlite://"), max_group_events=commit_max_rows)
-        roles = _roles(db)
-        return Store(EventSink(db), roles["admin"], sink_db=db, databases=(db,), **roles)
+        return _over(db, sink=EventSink(db), sink_db=db)
     from clickthru.store.postgres import PostgresDatabase
 
     central = PostgresDatabase(url)
-    roles = _roles(central)
     if spool is None:
-        sink = EventSink(central)
-        return Store(sink, roles["admin"], sink_db=central, databases=(central,), **roles)
+        return _over(central, sink=EventSink(central), sink_db=central)
     import socket
 
     from clickthru.store.spool import Spool
@@ -195,11 +207,4 @@ def open_store(
         name=collector_name or socket.gethostname(),
         max_backlog=spool_max_events,
     )
-    return Store(
-        spooled.sink,
-        spooled.copy,
-        sink_db=spool_db,
-        databases=(spool_db, central),
-        spool=spooled,
-        **roles,
-    )
+    return _over(central, sink=spooled.sink, sink_db=spool_db, lookups=spooled.copy, spool=spooled)
