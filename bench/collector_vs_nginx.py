@@ -1,7 +1,7 @@
 """Collector throughput on single-event beacons, side by side with nginx.
 
-What it measures (PRODUCT.md, "Numbers to beat": collector throughput, single-event
-beacons, durable ack, 2 cores, goal >= 50 % of nginx's requests/s in the same run):
+What it measures (goal: single-event beacons with a durable acknowledgement on 2 cores at
+>= 50 % of nginx's requests/s in the same run):
 
 - the anchor: nginx (2 worker processes) answering ``POST /e`` with 204 and writing a
   buffered access log, started from a config generated in a temporary folder;

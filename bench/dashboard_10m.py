@@ -1,7 +1,7 @@
 """The dashboard and the reports API on 10 million events: time to first render of the
 overview and the time of every report query.
 
-What it measures (PRODUCT.md: the overview renders in 300 ms on 10 million events):
+What it measures (goal: the overview renders in 300 ms on 10 million events):
 
 - the data: N events (default 10,000,000) written straight into a fresh SQLite file with
   the store's own schema (``clickthru.store.sqlite.connect`` + ``migrate``; rows in arrival

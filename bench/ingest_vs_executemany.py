@@ -1,7 +1,7 @@
 """Batched replay ingest through the collector, side by side with bare SQLite.
 
-What it measures (PRODUCT.md, "Numbers to beat": batched replay ingest, goal >= 50 % of
-bare SQLite ``executemany`` of the same rows, in the same run):
+What it measures (goal: batched replay ingest at >= 50 % of bare SQLite ``executemany`` of
+the same rows, in the same run):
 
 - N events (default 200,000) with valid tokens (one per event by default, minted with
   ``clickthru.tokens.mint`` and the bench site's key), in batches of 250 (what fits the
