@@ -29,6 +29,16 @@ class Connection(Protocol):
 
 Work = Callable[[Any], T]
 
+
+@dataclass(frozen=True, slots=True)
+class Groupable:
+    """Work that may share a transaction with other work of its kind: ``many(conn,
+    items)`` does all of theirs in one go and returns each one's result, in order."""
+
+    many: Callable[[Any, list[Any]], list[Any]]
+    item: Any
+
+
 # Told after each commit that stored events: (events in it, seconds it took).
 CommitObserver = Callable[[int, float], None]
 # Told when a durable write failed, with its cause ("disk_full", "timeout", ...).
@@ -80,9 +90,12 @@ class Database(Protocol):
         """Run ``work(conn)`` in one write transaction and return what it returns."""
         ...
 
-    async def write_async(self, work: Work[T], *, events: int = 0, group: bool = False) -> T:
+    async def write_async(
+        self, work: Work[T], *, events: int = 0, group: Groupable | None = None
+    ) -> T:
         """``write`` for the event loop. ``group``: the work may share a transaction (and
-        its commit) with other grouped work; a failure of its own still fails it alone."""
+        its commit) with other work of its kind; a failure of its own still fails it
+        alone."""
         ...
 
     def prepare(self, events: Sequence[EventRow]) -> None:

@@ -31,7 +31,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from clickthru.clock import DAY_MS, DAY_SECONDS, now_ms
 from clickthru.errors import StoreError, StoreUnavailable
-from clickthru.store.database import T, Work, WriteHealth
+from clickthru.store.database import Groupable, T, Work, WriteHealth
 from clickthru.store.rows import EventRow, RejectRow
 
 log = logging.getLogger(__name__)
@@ -275,7 +275,9 @@ class PostgresDatabase:
         self.health.succeeded(0, 0.0)
         return result
 
-    async def write_async(self, work: Work[T], *, events: int = 0, group: bool = False) -> T:
+    async def write_async(
+        self, work: Work[T], *, events: int = 0, group: Groupable | None = None
+    ) -> T:
         return await asyncio.to_thread(self.write, work)
 
     def prepare(self, events: Sequence[EventRow]) -> None:

@@ -13,8 +13,8 @@ from functools import partial
 from typing import Any, Protocol
 
 from clickthru.clock import now_ms
-from clickthru.store.database import Database
-from clickthru.store.rows import Batch, EventRow, WriteResult
+from clickthru.store.database import Database, Groupable
+from clickthru.store.rows import Batch, WriteResult
 
 NOTE_DUPLICATE = "INSERT INTO pending_duplicates (site, received_at) VALUES (?, ?)"
 SHIPPED = "SELECT seq FROM forwarded WHERE collector = ?"
@@ -39,7 +39,8 @@ class EventSink:
         """Commit the batch durably; resolves after the commit."""
         self.db.prepare(batch.events)
         store = partial(self._store, batch)
-        return await self.db.write_async(store, events=len(batch.events), group=True)
+        together = Groupable(self._store_many, batch)
+        return await self.db.write_async(store, events=len(batch.events), group=together)
 
     async def check(self) -> None:
         """Raise unless a durable write goes through right now (it takes the write lock and
@@ -69,21 +70,31 @@ class EventSink:
         return result
 
     def _store(self, batch: Batch, conn: Any) -> WriteResult:
+        return self._store_many(conn, [batch])[0]
+
+    def _store_many(self, conn: Any, batches: list[Batch]) -> list[WriteResult]:
+        """Batches waiting together: one insert for all their events; each learns its own
+        result. The first of an id (in the order the batches came) is the one stored."""
         self.db.take_turn(conn)
-        events = batch.events
+        events = [event for batch in batches for event in batch.events]
         new = self.db.insert_events(conn, events) if events else set()
-        duplicates: list[EventRow] = []
-        for event in events:  # the first of an id in the batch is the one stored
-            if event.id in new:
-                new.discard(event.id)
-            else:
-                duplicates.append(event)
-        if batch.rejects:
-            self.db.insert_rejects(conn, batch.rejects)
-        retries = [(e.site, e.received_at) for e in duplicates] + batch.retries
+        results, rejects, retries = [], [], []
+        for batch in batches:
+            duplicates = 0
+            for event in batch.events:
+                if event.id in new:
+                    new.discard(event.id)
+                else:
+                    duplicates += 1
+                    retries.append((event.site, event.received_at))
+            results.append(WriteResult(len(batch.events) - duplicates, duplicates))
+            rejects += batch.rejects
+            retries += batch.retries
+        if rejects:
+            self.db.insert_rejects(conn, rejects)
         if retries:
             conn.executemany(NOTE_DUPLICATE, retries)
-        return WriteResult(len(events) - len(duplicates), len(duplicates))
+        return results
 
 
 def _heartbeat(conn: Any) -> None:

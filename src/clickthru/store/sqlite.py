@@ -31,7 +31,7 @@ from typing import Any, BinaryIO
 
 from clickthru.errors import StoreError, StoreUnavailable
 from clickthru.store import rollups
-from clickthru.store.database import T, Work, WriteHealth, free_bytes_at
+from clickthru.store.database import Groupable, T, Work, WriteHealth, free_bytes_at
 from clickthru.store.rows import EVENT_COLUMNS, EventRow, RejectRow
 
 log = logging.getLogger(__name__)
@@ -158,7 +158,7 @@ Outcome = Any  # what the work returned, or the exception it failed with
 class _Job:
     work: Work[Any]
     events: int  # events stored by it (for the commit observer and group sizes)
-    group: bool
+    group: Groupable | None
     loop: asyncio.AbstractEventLoop | None = None
     future: asyncio.Future[Any] | concurrent.futures.Future[Any] | None = None
 
@@ -251,7 +251,7 @@ class _Writer:
                     break
                 group = [first]
                 stopping = False
-                if first.group:
+                if first.group is not None:
                     events = first.events
                     while events < self.max_group_events:
                         try:
@@ -261,7 +261,7 @@ class _Writer:
                         if job is None:
                             stopping = True
                             break
-                        if not job.group:
+                        if job.group is None or job.group.many != first.group.many:
                             self._held = job
                             break
                         group.append(job)
@@ -283,8 +283,7 @@ class _Writer:
                 if len(group) == 1:
                     outcomes.append(group[0].work(conn))
                 else:
-                    for job in group:
-                        outcomes.append(self._in_savepoint(conn, job))
+                    outcomes = self._together(conn, group)
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
@@ -313,6 +312,25 @@ class _Writer:
         if not isinstance(error, StoreError):
             log.error("a write failed", exc_info=error)
         return error
+
+    def _together(self, conn: sqlite3.Connection, group: list[_Job]) -> list[Outcome]:
+        """The group's work in one go (one multi-row insert for all its events, say); if
+        that fails for one job's data, each job again in a savepoint of its own, so the
+        bad one fails alone."""
+        first = group[0].group
+        assert first is not None
+        conn.execute("SAVEPOINT together")
+        try:
+            outcomes = first.many(conn, [job.group.item for job in group if job.group])
+        except Exception as error:
+            if isinstance(error, sqlite3.OperationalError) or not conn.in_transaction:
+                raise
+            conn.execute("ROLLBACK TO together")
+            conn.execute("RELEASE together")
+            log.warning("a group commit failed (%s); its jobs one by one", error)
+            return [self._in_savepoint(conn, job) for job in group]
+        conn.execute("RELEASE together")
+        return outcomes
 
     @staticmethod
     def _in_savepoint(conn: sqlite3.Connection, job: _Job) -> Outcome:
@@ -407,14 +425,16 @@ class SQLiteDatabase:
         if threading.current_thread() is writer.thread:
             raise RuntimeError("write() from the writer thread would wait for itself")
         future: concurrent.futures.Future[T] = concurrent.futures.Future()
-        writer.jobs.put(_Job(work, 0, False, None, future))
+        writer.jobs.put(_Job(work, 0, None, None, future))
         try:
             return future.result(WRITE_TIMEOUT)
         except TimeoutError:
             self.health.failed("timeout")
             raise StoreUnavailable("write timed out") from None
 
-    async def write_async(self, work: Work[T], *, events: int = 0, group: bool = False) -> T:
+    async def write_async(
+        self, work: Work[T], *, events: int = 0, group: Groupable | None = None
+    ) -> T:
         writer = self._ensure_writer()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
