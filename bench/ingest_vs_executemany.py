@@ -184,6 +184,12 @@ def main() -> int:
         help="distinct lists, 10 tokens each (default: events / 10, a token per event,"
         " as in a real replay)",
     )
+    parser.add_argument(
+        "--no-count",
+        dest="count",
+        action="store_false",
+        help="the collector does not count (aggregate = false): acknowledging alone",
+    )
     parser.add_argument("--tmpdir", help="where the temporary folder goes (a real disk)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     args = parser.parse_args()
@@ -212,10 +218,13 @@ def main() -> int:
         port = free_port()
         env: dict[str, str] = {}  # the collector's own defaults
         log = tmp / "collector.log"
+        if not args.count:
+            env["CLICKTHRU_AGGREGATE"] = "false"
         with collector(store, port, args.workers, log, env) as proc:
             posted = post_all(port, proc.pid, work, args.clients)
             behind = sqlite_lag(store)[0]
-            counted_in = wait_counted(store)  # the collector's aggregator, behind the acks
+            # The collector's aggregator, behind the acknowledgements.
+            counted_in = wait_counted(store) if args.count else float("nan")
         rate = args.events / posted.seconds
         print(f"  collector: {rate:,.0f} events/s", flush=True)
         anchor.append(bare_sqlite(tmp / "bare-after.db", work.rows))
