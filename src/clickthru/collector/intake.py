@@ -14,7 +14,7 @@ from crawlerdetect import CrawlerDetect
 
 from clickthru import tokens
 from clickthru.clock import now_ms
-from clickthru.events import BROWSER_KINDS, MAX_URL, IncomingEvent
+from clickthru.events import BROWSER_KINDS, MAX_URL, IncomingEvent, explain
 from clickthru.privacy import VisitorKeys
 from clickthru.sites import SiteRegistry
 from clickthru.store import Batch, EventRow, RejectRow
@@ -99,7 +99,7 @@ class Intake:
             try:
                 event = msgspec.convert(item, IncomingEvent, strict=False)
             except msgspec.ValidationError as error:
-                raise _Refused("invalid_event", str(error)) from None
+                raise _Refused("invalid_event", explain(str(error))) from None
         try:
             claims = tokens.verify(event.token, self._sites.secret, now=now)
         except tokens.TokenError as error:

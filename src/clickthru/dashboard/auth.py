@@ -21,6 +21,8 @@ from starlette.responses import RedirectResponse, Response
 
 from clickthru.access import Access, Session, User
 
+MAX_FORM_BYTES = 4096
+MAX_FORM_FIELDS = 10
 SESSION_COOKIE = "ct_session"
 SIGN_IN_COOKIE = "ct_sign_in"  # the double-submit CSRF token of the sign-in form
 PREFIX = "/dashboard"
@@ -90,11 +92,28 @@ class Gate:
 
 
 async def form_fields(request: Request) -> dict[str, str]:
-    """The fields of a small urlencoded form (sign-in, sign-out); nothing else is posted."""
-    body = await request.body()
-    if len(body) > 4096:
+    """The fields of a small urlencoded form (sign-in, sign-out); nothing else is posted.
+    A bigger body, or one with more fields, is no form of ours: it reads as empty, unread
+    past MAX_FORM_BYTES."""
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            return {}
+    try:
+        return dict(parse_qsl(body.decode("utf-8", "replace"), max_num_fields=MAX_FORM_FIELDS))
+    except ValueError:  # more fields than that
         return {}
-    return dict(parse_qsl(body.decode("utf-8", "replace"), max_num_fields=10))
+
+
+def client_address(request: Request, trust_forwarded_for: bool) -> str:
+    """The client's address; behind a proxy of one's own, the one it saw. That is the last
+    X-Forwarded-For entry: a proxy appends to what the client sent, so earlier entries are
+    whatever the client chose to say."""
+    forwarded = request.headers.get("x-forwarded-for") if trust_forwarded_for else None
+    if forwarded:
+        return forwarded.rsplit(",", 1)[-1].strip()
+    return request.client.host if request.client else ""
 
 
 def safe_next(target: str | None) -> str:
