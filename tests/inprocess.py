@@ -26,7 +26,7 @@ from tests.conftest import OTHER_ORIGIN, SHOP_ORIGIN, mint_token, new_id
 
 PASSWORD = "correct horse battery"
 BASE_URL = "http://collector.test"
-CLIENT = ("198.51.100.7", 50000)
+CLIENT_PORT = 50000
 
 
 @dataclass
@@ -41,9 +41,11 @@ class App:
     keys: dict[str, str]
     clients: list[httpx.AsyncClient] = field(default_factory=list)
 
-    def client(self, address: str = CLIENT[0], **options: Any) -> Client:
-        """A client of its own (cookies, address); closed with the app."""
-        transport = httpx.ASGITransport(app=self.app, client=(address, CLIENT[1]))
+    def client(self, address: str | None = None, **options: Any) -> Client:
+        """A client of its own (cookies, and an address of its own unless given), closed
+        with the app."""
+        address = address or f"10.0.{len(self.clients) // 250}.{len(self.clients) % 250 + 1}"
+        transport = httpx.ASGITransport(app=self.app, client=(address, CLIENT_PORT))
         async_client = httpx.AsyncClient(transport=transport, base_url=BASE_URL, **options)
         self.clients.append(async_client)
         return Client(async_client, self.portal)

@@ -10,6 +10,7 @@ collector's public endpoints.
 from __future__ import annotations
 
 import hmac
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -116,8 +117,20 @@ def client_address(request: Request, trust_forwarded_for: bool) -> str:
     return request.client.host if request.client else ""
 
 
+# A dashboard page and its filters, in characters no browser reads as another host or as
+# a step up the path (no "//", "\\", ".." or "%2e"): never an open redirect.
+SAFE_NEXT = re.compile(rf"{PREFIX}/[a-z-]*(?:\?[A-Za-z0-9_.~%&=+:,-]*)?", re.ASCII)
+
+
+_ENCODED_STEPS = frozenset({"%2e", "%2f", "%5c"})  # ".", "/" and "\\", percent-encoded
+
+
+def _escapes(target: str) -> set[str]:
+    return set(re.findall(r"%..", target.lower()))
+
+
 def safe_next(target: str | None) -> str:
-    """Only a path inside the dashboard: never an open redirect to another site."""
-    if target and target.startswith(f"{PREFIX}/") and not target.startswith("//"):
+    """Where to go after signing in: a dashboard page as asked, else the overview."""
+    if target and SAFE_NEXT.fullmatch(target) and not _ENCODED_STEPS & _escapes(target):
         return target
     return f"{PREFIX}/"
