@@ -66,7 +66,10 @@ class Gate:
 
     def csrf_ok(self, visitor: Visitor, sent: str | None) -> bool:
         expected = visitor.session.csrf if visitor.session else ""
-        return bool(sent) and bool(expected) and hmac.compare_digest(expected, sent or "")
+        # As bytes: compare_digest refuses str with anything but ASCII in it.
+        return bool(sent and expected) and hmac.compare_digest(
+            expected.encode(), (sent or "").encode()
+        )
 
     def to_sign_in(self, request: Request) -> Response:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
