@@ -65,3 +65,14 @@ def test_no_other_route_redirects_elsewhere(app: App, target: str) -> None:
             answer = client.get(path, params={"next": target, "site": target})
             assert answer.status_code < 500
             assert_stays(answer, target)
+
+
+def test_no_redirect_names_the_host_a_client_sent(app: App) -> None:
+    """A Location built from the Host header would poison a cache in front."""
+    member = app.client()
+    assert member.sign_in("ops").status_code == 303
+    for path in ("/dashboard", "/dashboard/items/", "/api/v1/report/", "/dashboard/static",
+                 "/healthz/", "/dashboard/sign-in/"):  # fmt: skip
+        answer = member.get(path, headers={"host": "evil.test"})
+        assert answer.status_code < 500
+        assert "evil.test" not in answer.headers.get("location", ""), path

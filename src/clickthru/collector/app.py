@@ -123,6 +123,7 @@ def create_app(settings: Settings, store: Store | None = None) -> HotPaths:
         *Dashboard(store, settings.secure_cookies, settings.trust_forwarded_for).routes(),
     ]
     rest = Starlette(routes=routes, lifespan=lifespan, exception_handlers=EXCEPTION_HANDLERS)
+    rest.router.redirect_slashes = False  # its redirect names whatever host the client sent
     return HotPaths(
         {
             "/e": Beacon(intake, store, settings),
