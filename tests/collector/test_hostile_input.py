@@ -238,8 +238,8 @@ def _table_renamed(app: App, table: str) -> Iterator[None]:
 def test_a_failure_after_the_answer_has_started_sends_no_second_start(
     app: App, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """``guarded`` around a route that fails midway through its answer (the snippet
-    endpoint, with a body that cannot be sent)."""
+    """``guarded`` around a route whose answer fails midway (the client gone after the
+    head was sent): it logs the error and starts no second answer."""
     sent: list[Message] = []
 
     async def failing_after_start(scope: Scope, receive: Receive, send: Send) -> None:
