@@ -12,7 +12,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,24 +20,17 @@ from typing import Any
 import httpx
 import pytest
 
-from clickthru import tokens
 from clickthru.backend import open_store
 from clickthru.config import Settings
 from clickthru.store.rows import NewSite
-from tests.inprocess import running_app
-
-SHOP_ORIGIN = "http://shop.test"
-OTHER_ORIGIN = "http://other.test"
+from tests.inprocess import Bridge, started
+from tests.sites import OTHER_ORIGIN, SHOP_ORIGIN, mint_token, new_id
 
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def new_id() -> str:
-    return uuid.uuid4().hex
 
 
 def answers(url: str) -> bool:
@@ -61,20 +53,6 @@ def wait_until_answering(
         if time.monotonic() > deadline:
             raise RuntimeError(f"no answer from {', '.join(urls)} within {timeout} s")
         time.sleep(0.05)
-
-
-def mint_token(new_site: NewSite, **claims: Any) -> str:
-    """A token signed with the site's current key; the claims a test does not care about
-    take plain defaults."""
-    key = new_site.site.signing_key
-    values: dict[str, Any] = {
-        "list_id": "list-1",
-        "item": "book-1",
-        "position": 1,
-        "placement": "product-page-bottom",
-        **claims,
-    }
-    return tokens.mint(site=new_site.site.name, key_id=key.key_id, secret=key.secret, **values)
 
 
 def stop_group(process: subprocess.Popen[Any]) -> None:
@@ -159,7 +137,7 @@ class AppCollector(CollectorBase):
 
     _stack: contextlib.ExitStack | None = None
     _http: httpx.Client | None = None
-    _transport: httpx.BaseTransport | None = None
+    _transport: Bridge | None = None
 
     @property
     def url(self) -> str:
@@ -176,7 +154,8 @@ class AppCollector(CollectorBase):
     def start(self, **settings: Any) -> None:
         self._stack = contextlib.ExitStack()
         settings = {"store": str(self.db), "log_level": "warning", **settings}
-        _, self._transport = self._stack.enter_context(running_app(Settings(**settings)))
+        app, portal = self._stack.enter_context(started(Settings(**settings)))
+        self._transport = Bridge(app, portal)
         self._http = self._stack.enter_context(self.client())
 
     def stop(self) -> None:

@@ -18,6 +18,7 @@ import msgspec
 
 from clickthru import tokens
 from clickthru.backend import Store, is_postgres, open_store
+from clickthru.cells import inert_row
 from clickthru.clock import now_ms, parse_moment
 from clickthru.config import Settings, load_settings
 from clickthru.errors import ConfigError, StoreError
@@ -80,6 +81,11 @@ def serve(ctx: Context, host: str | None, port: int | None, workers: int | None)
     import uvicorn
 
     from clickthru.collector.app import SETTINGS_ENV, create_app
+    from clickthru.collector.connections import (
+        ConnectionLimits,
+        protocol,
+        raise_open_files_limit,
+    )
 
     settings = ctx.settings(host=host, port=port, workers=workers)
     # Fail early and clearly, before listening. With a shared store, only the spool must
@@ -94,7 +100,14 @@ def serve(ctx: Context, host: str | None, port: int | None, workers: int | None)
         "access_log": False,
         "server_header": False,
         "proxy_headers": False,  # X-Forwarded-For is ours to trust or not (trust_forwarded_for)
-        "http": "httptools",
+        # httptools, with the bounds uvicorn lacks: slow requests, heads, connections.
+        "http": protocol(
+            ConnectionLimits(
+                request_timeout=settings.request_timeout,
+                max_connections=min(settings.max_connections, raise_open_files_limit()),
+            )
+        ),
+        "timeout_keep_alive": 5,  # seconds an idle connection stays open after an answer
         "loop": "uvloop",
         "timeout_graceful_shutdown": 5,
     }
@@ -250,7 +263,7 @@ def report(
         writer = csv.writer(sys.stdout)
         writer.writerow((by, *COUNT_FIELDS))
         for row in document["rows"]:
-            writer.writerow((row["key"], *(row[field] for field in COUNT_FIELDS)))
+            writer.writerow(inert_row((row["key"], *(row[field] for field in COUNT_FIELDS))))
     else:
         click.echo(report_table(document))
 

@@ -28,6 +28,12 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     trust_forwarded_for: bool = False
     max_body_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 64 * 1024
     max_batch_events: Positive = 500
+    # Seconds a request may take to arrive whole (head and body), from its first byte or
+    # from the connection opening; slower ones get 408 (slowloris).
+    request_timeout: Annotated[float, msgspec.Meta(gt=0)] = 10.0
+    # Open connections per worker; past it the one waiting longest without a request in
+    # progress is closed. Bounded by the open files the system allows.
+    max_connections: Positive = 10_000
     # Upper bound of events in one group commit.
     commit_max_rows: Positive = 5000
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"

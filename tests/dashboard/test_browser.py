@@ -45,7 +45,10 @@ CURVE = {1: 0.4, 2: 0.2, 3: 0.125, 4: 0.0}
 VIEWS = sum(views for views, _ in PLAN.values())  # 33
 CLICKS = sum(clicks for _, clicks in PLAN.values())  # 7
 ITEM_PAYLOADS = ("<img src=x onerror=alert(1)>", '"><script>alert(2)</script>')
-DEST_PAYLOADS = ("javascript:alert(3)", f'{SHOP_ORIGIN}/book/"><svg onload=alert(4)>')
+DEST_PAYLOADS = (
+    f"{SHOP_ORIGIN}/?q=<img/src=x/onerror=alert(3)>",
+    f'{SHOP_ORIGIN}/book/"><svg/onload=alert(4)>',
+)
 LIVE_PAYLOAD = "<b>live</b><img src=x onerror=alert(5)>"
 OTHER_ITEM = "other-site-book"  # clicked on the site "other": never on shop's pages
 

@@ -18,7 +18,8 @@ from starlette.types import ASGIApp
 
 from clickthru.backend import Store, open_store
 from clickthru.collector import metrics
-from clickthru.collector.asgi import Receive, Scope, Send, error
+from clickthru.collector.asgi import Receive, Scope, Send
+from clickthru.collector.guard import EXCEPTION_HANDLERS, Bounded, guarded
 from clickthru.collector.intake import Intake
 from clickthru.collector.receivers import Beacon, Ping, Pixel
 from clickthru.collector.site_cache import SiteCache
@@ -118,9 +119,10 @@ def create_app(settings: Settings, store: Store | None = None) -> HotPaths:
     routes = [
         Route("/healthz", healthz),
         Route("/metrics", metrics_text),
-        *Dashboard(store, settings.secure_cookies).routes(),
+        *Dashboard(store, settings.secure_cookies, settings.trust_forwarded_for).routes(),
     ]
-    rest = Starlette(routes=routes, lifespan=lifespan)
+    rest = Starlette(routes=routes, lifespan=lifespan, exception_handlers=EXCEPTION_HANDLERS)
+    rest.router.redirect_slashes = False  # its redirect names whatever host the client sent
     return HotPaths(
         {
             "/e": Beacon(intake, store.sink, settings),
@@ -134,23 +136,19 @@ def create_app(settings: Settings, store: Store | None = None) -> HotPaths:
 
 class HotPaths:
     """Sends the intake paths straight to their raw-ASGI endpoints and everything else
-    (and the lifespan) to Starlette: a beacon pays for no router or middleware."""
+    (and the lifespan) to Starlette: a beacon pays for no router or middleware. Every
+    request is guarded (``guard.py``)."""
 
     def __init__(self, paths: dict[str, ASGIApp], rest: Starlette) -> None:
         self.paths = paths
         self.rest = rest
+        self.bounded_rest = Bounded(rest)  # the intake paths bound and record their own
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            endpoint = self.paths.get(scope["path"])
-            if endpoint is not None:
-                try:
-                    await endpoint(scope, receive, send)
-                except Exception:  # what Starlette's error middleware would have done
-                    log.exception("unhandled error on %s", scope["path"])
-                    await error(send, 500, "internal_error")
-                return
-        await self.rest(scope, receive, send)
+        if scope["type"] != "http":
+            await self.rest(scope, receive, send)  # the lifespan
+            return
+        await guarded(self.paths.get(scope["path"], self.bounded_rest), scope, receive, send)
 
 
 def app_from_env() -> HotPaths:

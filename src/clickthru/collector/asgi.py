@@ -24,6 +24,10 @@ class BodyTooLarge(Exception):
     pass
 
 
+class Disconnected(Exception):
+    """The client went away before its request was read: there is no one to answer."""
+
+
 def header(scope: Scope, name: bytes) -> bytes | None:
     """The first value of a header (names are lower-case in ASGI)."""
     for key, value in scope["headers"]:
@@ -33,8 +37,11 @@ def header(scope: Scope, name: bytes) -> bytes | None:
 
 
 async def read_body(receive: Receive, limit: int) -> bytes:
-    """The whole request body; raises BodyTooLarge past ``limit`` bytes."""
+    """The whole request body; raises BodyTooLarge past ``limit`` bytes, Disconnected when
+    the client leaves (or is cut off for being too slow) before it has sent it all."""
     message = await receive()
+    if message["type"] == "http.disconnect":
+        raise Disconnected
     body: bytes = message.get("body", b"")
     if not message.get("more_body", False):
         if len(body) > limit:
@@ -44,6 +51,8 @@ async def read_body(receive: Receive, limit: int) -> bytes:
     size = len(body)
     while message.get("more_body", False):
         message = await receive()
+        if message["type"] == "http.disconnect":
+            raise Disconnected
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:

@@ -16,7 +16,7 @@ from clickthru import tokens
 from clickthru.clock import now_ms
 from clickthru.collector.site_cache import SiteCache
 from clickthru.errors import TokenError
-from clickthru.events import BROWSER_KINDS, MAX_URL, IncomingEvent
+from clickthru.events import BROWSER_KINDS, MAX_URL, IncomingEvent, explain
 from clickthru.privacy import VisitorKeys
 from clickthru.store.rows import Batch, EventRow, RejectRow
 
@@ -100,7 +100,7 @@ class Intake:
             try:
                 event = msgspec.convert(item, IncomingEvent, strict=False)
             except msgspec.ValidationError as error:
-                raise _Refused("invalid_event", str(error)) from None
+                raise _Refused("invalid_event", explain(str(error))) from None
         try:
             claims = tokens.verify(event.token, self._sites.secret, now=now)
         except TokenError as error:

@@ -26,6 +26,10 @@ disable_created_metrics()  # type: ignore[no-untyped-call] # *_created series on
 ACCEPTED = Counter("clickthru_events_accepted_total", "Events stored")
 DUPLICATES = Counter("clickthru_events_duplicate_total", "Events already stored (retries)")
 REJECTED = Counter("clickthru_events_rejected_total", "Events or requests refused", ["reason"])
+UNEXPECTED = Counter(
+    "clickthru_unexpected_errors_total",
+    "Requests that failed with an exception (a bug: see the log)",
+)
 BATCH_EVENTS = Histogram(
     "clickthru_commit_batch_events",
     "Events per group commit",

@@ -10,17 +10,21 @@ Each answers only after the store has committed what it accepted.
 from __future__ import annotations
 
 import base64
+import itertools
 import logging
-from typing import Any
+import re
+from typing import Any, Final
 from urllib.parse import parse_qsl, urlsplit
 
 import msgspec
 
+from clickthru import params
 from clickthru.collector import metrics
 from clickthru.collector.asgi import (
     CORS,
     NO_STORE,
     BodyTooLarge,
+    Disconnected,
     Headers,
     Receive,
     Scope,
@@ -31,6 +35,7 @@ from clickthru.collector.asgi import (
     respond,
     respond_json,
 )
+from clickthru.collector.guard import declared_length
 from clickthru.collector.intake import Intake, Judged, Sender
 from clickthru.config import Settings
 from clickthru.events import IncomingEvent, new_event_id
@@ -55,10 +60,25 @@ GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7
 GIF_HEADERS = [(b"content-type", b"image/gif"), *NO_STORE, *CORS]
 PING_HEADERS = [*NO_STORE, *CORS]
 
+PING_BODY_BYTES = 1024  # "PING"; nothing in it is read
+# Events are objects in an array: JSON nested deeper than this is no batch of events, and
+# is refused before it is decoded into Python objects (msgspec recurses per level).
+MAX_JSON_DEPTH: Final = 32
+
 _decode = msgspec.json.decode
 # The common case in one pass: valid events straight into structs. Anything else falls
-# back to a generic decode, so each event gets its own verdict.
+# back to a generic decode, so each event gets its own verdict. (Fields the schema does
+# not know are skipped, not built; past Python's recursion limit that raises RecursionError.)
 _decode_events = msgspec.json.Decoder(IncomingEvent | list[IncomingEvent]).decode
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_NOT_BRACKETS = bytes(set(range(256)) - set(b"[]{}"))
+_DEPTH_STEP = [1 if byte in b"[{" else -1 for byte in range(256)]
+
+
+def json_depth(body: bytes) -> int:
+    """How deep arrays and objects nest in a JSON text (brackets in strings not counted)."""
+    brackets = _JSON_STRING.sub(b"", body).translate(None, _NOT_BRACKETS)
+    return max(itertools.accumulate(map(_DEPTH_STEP.__getitem__, brackets)), default=0)
 
 
 class Receiver:
@@ -121,6 +141,16 @@ class Receiver:
             return
         await respond(send, *stored)
 
+    async def read_query(self, send: Send, scope: Scope, sender: Sender) -> dict[str, str] | None:
+        """The query string's fields (the last of a repeated name); None once refused."""
+        raw: bytes = scope["query_string"]
+        try:
+            params.check_query(raw)
+        except params.QueryTooBig as refused:
+            await self.refuse_request(send, sender, refused.status, refused.reason, refused.detail)
+            return None
+        return dict(parse_qsl(raw.decode("latin-1")))
+
     async def refuse_request(
         self, send: Send, sender: Sender, status: int, reason: str, detail: str, raw: bytes = b""
     ) -> None:
@@ -152,16 +182,24 @@ class Beacon(Receiver):
                 send, sender, 415, "unsupported_media_type", "send text/plain or application/json"
             )
             return
+        too_large = f"the body may be at most {limit} bytes"
+        if (declared_length(scope) or 0) > limit:  # refused unread
+            await self.refuse_request(send, sender, 413, "body_too_large", too_large)
+            return
         try:
             body = await read_body(receive, limit)
         except BodyTooLarge:
-            await self.refuse_request(
-                send, sender, 413, "body_too_large", f"the body may be at most {limit} bytes"
-            )
+            await self.refuse_request(send, sender, 413, "body_too_large", too_large)
+            return
+        except Disconnected:
             return
         try:
             payload = _decode_events(body)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):
+            if json_depth(body) > MAX_JSON_DEPTH:
+                detail = f"JSON nested deeper than {MAX_JSON_DEPTH} levels"
+                await self.refuse_request(send, sender, 400, "invalid_json", detail, body)
+                return
             try:
                 payload = _decode(body)
             except msgspec.DecodeError as exc:
@@ -209,8 +247,10 @@ class Pixel(Receiver):
         if scope["method"] != "GET":  # not HEAD: a prefetcher's probe is not a click
             await error(send, 405, "method_not_allowed", "use GET")
             return
-        query = dict(parse_qsl(scope["query_string"].decode("latin-1")))
-        await self.store_one(send, query, self.sender(scope), "img", (200, GIF, GIF_HEADERS))
+        sender = self.sender(scope)
+        query = await self.read_query(send, scope, sender)
+        if query is not None:
+            await self.store_one(send, query, sender, "img", (200, GIF, GIF_HEADERS))
 
 
 class Ping(Receiver):
@@ -222,11 +262,17 @@ class Ping(Receiver):
             return
         sender = self.sender(scope)
         try:
-            await read_body(receive, 1024)  # "PING"; nothing in it we need
+            if (declared_length(scope) or 0) > PING_BODY_BYTES:
+                raise BodyTooLarge
+            await read_body(receive, PING_BODY_BYTES)
         except BodyTooLarge:
             await self.refuse_request(send, sender, 413, "body_too_large", "a ping has no body")
             return
-        query = dict(parse_qsl(scope["query_string"].decode("latin-1")))
+        except Disconnected:
+            return
+        query = await self.read_query(send, scope, sender)
+        if query is None:
+            return
         event = {
             "id": new_event_id(),  # a ping is sent once and never retried
             "kind": "click",

@@ -16,7 +16,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
+from clickthru import params
 from clickthru.backend import Store
+from clickthru.cells import inert_row
 from clickthru.clock import now_ms, parse_moment
 from clickthru.dashboard.auth import Gate, Visitor
 from clickthru.reports import (
@@ -76,12 +78,14 @@ def build_query(
 
 
 def csv_response(header: Sequence[str], rows: Iterator[Sequence[object]], name: str) -> Response:
+    """Rows as a CSV download, streamed, every text cell inert (``clickthru.cells``)."""
+
     def lines() -> Iterator[str]:
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         writer.writerow(header)
         for row in rows:
-            writer.writerow(row)
+            writer.writerow(inert_row(row))
             if buffer.tell() > 64 * 1024:
                 yield buffer.getvalue()
                 buffer.seek(0)
@@ -174,9 +178,11 @@ class ReportsAPI:
     async def latest(self, request: Request) -> Response:
         _, query = await self._visitor_and_query(request)
         try:
-            after = int(request.query_params.get("after", "0"))
-        except ValueError:
-            raise Refused(400, "bad_parameter", "after is an event's seq") from None
+            after = params.integer(
+                request.query_params.get("after"), "after (an event's seq)", 0, params.MAX_INT64, 0
+            )
+        except params.BadParameter as error:
+            raise Refused(400, "bad_parameter", str(error)) from None
         clicks = await run_in_threadpool(
             self.reports.latest_clicks, query, _limit(request) or 20, after
         )
@@ -190,7 +196,7 @@ class ReportsAPI:
 
             def lines() -> Iterator[bytes]:
                 for row in rows:
-                    yield encode(dict(zip(EXPORT_COLUMNS, row, strict=True))) + b"\n"
+                    yield encode(dict(zip(EXPORT_COLUMNS, inert_row(row), strict=True))) + b"\n"
 
             return StreamingResponse(
                 lines(),
@@ -204,9 +210,10 @@ def _limit(request: Request) -> int | None:
     text = request.query_params.get("limit")
     if text is None:
         return None
-    if not text.isdigit() or not 1 <= int(text) <= MAX_LIMIT:
-        raise Refused(400, "bad_parameter", f"limit is 1 to {MAX_LIMIT}")
-    return int(text)
+    try:
+        return params.integer(text, "limit", 1, MAX_LIMIT, 0)
+    except params.BadParameter as error:
+        raise Refused(400, "bad_parameter", str(error)) from None
 
 
 def _range(query: Query) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -14,7 +15,15 @@ from clickthru.backend import Store
 from clickthru.clock import DAY_MS, day_of, parse_moment
 from clickthru.dashboard import pages
 from clickthru.dashboard.api import Refused, ReportsAPI, build_query, visible_sites
-from clickthru.dashboard.auth import PREFIX, SECURITY_HEADERS, Gate, form_fields, safe_next
+from clickthru.dashboard.auth import (
+    PREFIX,
+    SECURITY_HEADERS,
+    Gate,
+    client_address,
+    form_fields,
+    safe_next,
+)
+from clickthru.dashboard.throttle import SignInThrottle
 from clickthru.reports import Query, Reports
 
 PAGES = ("overview", "placements", "items", "positions", "health")
@@ -26,11 +35,15 @@ def html(body: str, status: int = 200) -> HTMLResponse:
 
 
 class Dashboard:
-    def __init__(self, store: Store, secure_cookies: bool) -> None:
+    def __init__(
+        self, store: Store, secure_cookies: bool, trust_forwarded_for: bool = False
+    ) -> None:
         self.store = store
         self.gate = Gate(store.access, secure_cookies)
         self.reports: Reports = store.reports
         self.api = ReportsAPI(store, self.gate)
+        self.throttle = SignInThrottle()
+        self.trust_forwarded_for = trust_forwarded_for
 
     def routes(self) -> list[BaseRoute]:
         static = StaticFiles(packages=[("clickthru.dashboard", "static")])
@@ -55,11 +68,19 @@ class Dashboard:
             if not sent or sent != request.cookies.get("ct_sign_in"):
                 error = "The form expired; please sign in again."
             else:
-                user = await run_in_threadpool(
-                    self.store.access.check_password,
-                    str(form.get("name", "")),
-                    str(form.get("password", "")),
-                )
+                name = str(form.get("name", ""))
+                address = client_address(request, self.trust_forwarded_for)
+                wait = self.throttle.retry_after(name, address)
+                if wait is not None:
+                    return self._too_many_attempts(token, next_url, wait)
+                self.throttle.started(address)
+                user = None
+                try:
+                    user = await run_in_threadpool(
+                        self.store.access.check_password, name, str(form.get("password", ""))
+                    )
+                finally:
+                    self.throttle.finished(name, succeeded=user is not None)
                 if user is None:
                     error = "Wrong name or password."
                 else:
@@ -72,6 +93,14 @@ class Dashboard:
         form_page = html(pages.render_sign_in(error, token, next_url), 400 if error else 200)
         self.gate.set_sign_in_token(form_page, token)
         return form_page
+
+    def _too_many_attempts(self, token: str, next_url: str, wait: int) -> Response:
+        later = f"{math.ceil(wait / 60)} minutes" if wait > 90 else f"{wait} seconds"
+        error = f"Too many sign-in attempts; please try again in {later}."
+        page = html(pages.render_sign_in(error, token, next_url), 429)
+        page.headers["retry-after"] = str(wait)
+        self.gate.set_sign_in_token(page, token)
+        return page
 
     async def sign_out(self, request: Request) -> Response:
         visitor = await self.gate.visitor(request)
@@ -98,12 +127,14 @@ class Dashboard:
         params = request.query_params
         chosen = params.get("site") or sites[0]
         until = params.get("until")
-        if until and len(until) == 10:  # a date from the form: the whole day counts
-            until = day_of(parse_moment(until) + DAY_MS)
         try:
+            if until and len(until) == 10:  # a date from the form: the whole day counts
+                until = day_of(parse_moment(until) + DAY_MS)
             query = build_query(
                 visitor, sites, [chosen], params.get("since"), until, params.get("bots")
             )
+        except ValueError as error:
+            return html(pages.render_error(400, str(error)), 400)
         except Refused as refused:
             return html(pages.render_error(refused.status, refused.detail), refused.status)
         data = await run_in_threadpool(self._data, name, query)

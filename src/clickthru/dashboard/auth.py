@@ -10,6 +10,7 @@ collector's public endpoints.
 from __future__ import annotations
 
 import hmac
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ from starlette.responses import RedirectResponse, Response
 
 from clickthru.access import Access, Session, User
 
+MAX_FORM_BYTES = 4096
+MAX_FORM_FIELDS = 10
 SESSION_COOKIE = "ct_session"
 SIGN_IN_COOKIE = "ct_sign_in"  # the double-submit CSRF token of the sign-in form
 PREFIX = "/dashboard"
@@ -63,7 +66,10 @@ class Gate:
 
     def csrf_ok(self, visitor: Visitor, sent: str | None) -> bool:
         expected = visitor.session.csrf if visitor.session else ""
-        return bool(sent) and bool(expected) and hmac.compare_digest(expected, sent or "")
+        # As bytes: compare_digest refuses str with anything but ASCII in it.
+        return bool(sent and expected) and hmac.compare_digest(
+            expected.encode(), (sent or "").encode()
+        )
 
     def to_sign_in(self, request: Request) -> Response:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
@@ -90,15 +96,44 @@ class Gate:
 
 
 async def form_fields(request: Request) -> dict[str, str]:
-    """The fields of a small urlencoded form (sign-in, sign-out); nothing else is posted."""
-    body = await request.body()
-    if len(body) > 4096:
+    """The fields of a small urlencoded form (sign-in, sign-out); nothing else is posted.
+    A bigger body, or one with more fields, is no form of ours: it reads as empty, unread
+    past MAX_FORM_BYTES."""
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            return {}
+    try:
+        return dict(parse_qsl(body.decode("utf-8", "replace"), max_num_fields=MAX_FORM_FIELDS))
+    except ValueError:  # more fields than that
         return {}
-    return dict(parse_qsl(body.decode("utf-8", "replace"), max_num_fields=10))
+
+
+def client_address(request: Request, trust_forwarded_for: bool) -> str:
+    """The client's address; behind a proxy of one's own, the one it saw. That is the last
+    X-Forwarded-For entry: a proxy appends to what the client sent, so earlier entries are
+    whatever the client chose to say."""
+    forwarded = request.headers.get("x-forwarded-for") if trust_forwarded_for else None
+    if forwarded:
+        return forwarded.rsplit(",", 1)[-1].strip()
+    return request.client.host if request.client else ""
+
+
+# A dashboard page and its filters, in characters no browser reads as another host or as
+# a step up the path (no "//", "\\", ".." or "%2e"): never an open redirect.
+SAFE_NEXT = re.compile(rf"{PREFIX}/[a-z-]*(?:\?[A-Za-z0-9_.~%&=+:,-]*)?", re.ASCII)
+
+
+_ENCODED_STEPS = frozenset({"%2e", "%2f", "%5c"})  # ".", "/" and "\\", percent-encoded
+
+
+def _escapes(target: str) -> set[str]:
+    return set(re.findall(r"%..", target.lower()))
 
 
 def safe_next(target: str | None) -> str:
-    """Only a path inside the dashboard: never an open redirect to another site."""
-    if target and target.startswith(f"{PREFIX}/") and not target.startswith("//"):
+    """Where to go after signing in: a dashboard page as asked, else the overview."""
+    if target and SAFE_NEXT.fullmatch(target) and not _ENCODED_STEPS & _escapes(target):
         return target
     return f"{PREFIX}/"

@@ -23,7 +23,7 @@ def _key(by: str, key: Any) -> str:
 
 
 def report_table(document: dict[str, Any]) -> str:
-    """A report document (``clickthru.reports.report_document``) as aligned columns."""
+    """A report document (``Reports.document``) as aligned columns."""
     by = document["by"]
     if not document["rows"]:
         return "no clicks or views in this range"
