@@ -3,9 +3,13 @@ import { guard, log } from './config.js';
 import { load, save, update } from './outbox.js';
 import { deliver } from './transport.js';
 
-const LEASE = 6e3; // ms an event being sent is left alone by replays, in this tab and others
+// ms an event sent without a seen answer is left alone: by the site's other tabs, whose
+// request may still be out, and by this page, which lets it ride along with its own requests
+// rather than send it alone.
+const LEASE = 5e3;
 const BATCH_CHARACTERS = 8e3; // small against the 64 KiB all keepalive requests share
 
+const flying = {}; // ids in this page's requests that have no answer yet
 let replaying;
 let retryIn = LEASE;
 
@@ -28,42 +32,65 @@ export const record = (kind, link) => {
   return event;
 };
 
-// Lease the batch, send it, then forget it (acknowledged) or free it for the next replay.
-export const send = (batch, then) => {
-  const ids = batch.map((event) => event.id);
+// Events waiting to go along with `first`: never sent, or sent with no answer seen and out
+// of their lease. `rides` caps how often an event already sent may go again this way.
+const waiting = (first, rides) => {
   const now = Date.now();
-  update(ids, (event) => {
-    event.s = now;
-    return true;
-  });
-  deliver(batch, (acknowledged) => {
+  let characters = 0;
+  return first.concat(
+    load().q.filter(
+      (event) =>
+        !flying[event.id] &&
+        !first.some((own) => own.id == event.id) &&
+        (!event.s || (now - event.s > LEASE && event.n < rides)) &&
+        (characters += JSON.stringify(event).length) < BATCH_CHARACTERS
+    )
+  );
+};
+
+// Send the batch; forget it once acknowledged, or free it for the next request once a living
+// page saw every collector fail. Returns false when it could not leave (see deliver).
+const send = (batch, then) => {
+  const ids = batch.map((event) => event.id);
+  for (const id of ids) flying[id] = 1;
+  const sent = deliver(batch, (acknowledged) => {
+    for (const id of ids) delete flying[id];
     update(ids, (event) => {
       event.s = 0;
       return !acknowledged; // acknowledged events leave the outbox
     });
     then && then(acknowledged);
   });
+  if (!sent) for (const id of ids) delete flying[id];
+  const now = Date.now();
+  update(ids, (event) => {
+    if (sent) event.s = now;
+    event.n = ~~event.n + !!sent;
+    return true;
+  });
+  return sent;
 };
 
-// Sends what waits, one bounded batch at a time; comes back when the leases run out.
-export const replay = () => {
+// A click leaves at once in a request of its own, whatever else is out; what else waits
+// rides along with it (once, for events already sent).
+export const push = (event) => send(waiting([event], 2));
+
+// Sends what waits, one bounded batch at a time: at once what was never sent (the rest rides
+// along); what was sent with no answer seen, alone once this page has lived out a lease.
+export const replay = (all) => {
   if (replaying) return;
-  const now = Date.now();
-  const batch = [];
-  let characters = 0;
-  let leased;
-  for (const event of load().q) {
-    if (now - event.s < LEASE) leased = 1;
-    else if ((characters += JSON.stringify(event).length) < BATCH_CHARACTERS) batch.push(event);
-  }
-  if (batch.length) {
+  const batch = waiting([], 1e9);
+  if (batch.some((event) => all || !event.s)) {
     replaying = 1;
-    send(batch, (acknowledged) => {
+    const sent = send(batch, (acknowledged) => {
       replaying = 0;
       // The next batch; or, after a failure, another try while this page lives, each
       // one waiting twice as long as the last (up to 5 minutes).
       retryIn = acknowledged ? LEASE : Math.min(retryIn * 2, 3e5);
-      acknowledged ? replay() : setTimeout(guard(replay), retryIn);
+      acknowledged ? replay(1) : setTimeout(guard(replay), retryIn, 1);
     });
-  } else if (leased) setTimeout(guard(replay), LEASE);
+    if (sent) return;
+    replaying = 0;
+  }
+  if (load().q.some((event) => !flying[event.id])) setTimeout(guard(replay), LEASE, 1);
 };

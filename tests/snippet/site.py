@@ -33,9 +33,15 @@ def minter(new_site: NewSite) -> Mint:
     return mint
 
 
-# The test's own hook, before the snippet: the moment of each click, in the browser's clock.
+# The test's own hook, before the snippet: the moment of each click, in the browser's clock,
+# handed to Playwright's binding where there is one, and kept in localStorage (the first since
+# last read) for the drivers that read it back later (tests/browsers).
 CLICK_CLOCK = """<script>
-const at = (event) => window.clickedAt && clickedAt(performance.timeOrigin + event.timeStamp);
+const at = (event) => {
+  const time = performance.timeOrigin + event.timeStamp;
+  window.clickedAt && clickedAt(time);
+  localStorage.getItem('ct-test-clicked') || localStorage.setItem('ct-test-clicked', time);
+};
 for (const type of ['click', 'auxclick', 'keydown']) addEventListener(type, at, true);
 </script>"""
 
@@ -145,7 +151,7 @@ class Site:
                 f'<script async src="/ct.js" data-endpoints="{html.escape(get("endpoints"))}"'
                 f"{options}></script>"
             )
-        forget = "<script>localStorage.clear()</script>" if get("forget") == "1" else ""
+        forget = "<script>localStorage.removeItem('clickthru')</script>" if get("forget") == "1" else ""
         page = (
             "<!doctype html><meta charset=utf-8><title>shop</title>"
             f"{CLICK_CLOCK}{forget}{snippet}<h1>Books</h1>{''.join(links)}"
