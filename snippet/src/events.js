@@ -50,7 +50,7 @@ const waiting = (first, rides) => {
 
 // Send the batch; forget it once acknowledged, or free it for the next request once a living
 // page saw every collector fail. Returns false when it could not leave (see deliver).
-const send = (batch, then) => {
+const send = (batch, then, probe) => {
   const ids = batch.map((event) => event.id);
   for (const id of ids) flying[id] = 1;
   const sent = deliver(batch, (acknowledged) => {
@@ -60,7 +60,7 @@ const send = (batch, then) => {
       return !acknowledged; // acknowledged events leave the outbox
     });
     then && then(acknowledged);
-  });
+  }, probe);
   if (!sent) for (const id of ids) delete flying[id];
   const now = Date.now();
   update(ids, (event) => {
@@ -88,7 +88,7 @@ export const replay = (all) => {
       // one waiting twice as long as the last (up to 5 minutes).
       retryIn = acknowledged ? LEASE : Math.min(retryIn * 2, 3e5);
       acknowledged ? replay(1) : setTimeout(guard(replay), retryIn, 1);
-    });
+    }, 1);
     if (sent) return;
     replaying = 0;
   }

@@ -7,17 +7,20 @@ import { load, save } from './outbox.js';
 const TIMEOUT = 5e3; // ms: a request a living page waits on longer than this has failed
 
 // state.d[endpoint] = [failures in a row seen by living pages, probed until]. A collector
-// that failed is tried after the others, and by one request at a time, shared by the site's
-// tabs: a hanging or unreachable host cannot take the browser's six connections to it.
+// that failed is tried after the others, and only by a replay from a page in view (one that
+// just loaded, or lived on; not one leaving, which would never see the answer): one request at
+// a time, shared by the site's tabs, so a hanging or unreachable host cannot take the
+// browser's six connections to it. A click only writes the outbox then.
 // Calls done(1) once a collector acknowledged the batch, done(0) when a living page saw every
-// collector it tried fail. Returns false when the batch did not leave: every collector failed
-// and each is being probed by another request.
-export const deliver = (batch, done, tried = []) => {
+// collector it tried fail. Returns false when the batch did not leave.
+export const deliver = (batch, done, probe, tried = []) => {
   const state = load();
   const now = Date.now();
   const failed = (endpoint) => state.d[endpoint] || [0, 0];
   const untried = endpoints.filter((endpoint) => !tried.includes(endpoint));
-  const endpoint = untried.find((e) => !failed(e)[0]) || untried.find((e) => failed(e)[1] < now);
+  const endpoint =
+    untried.find((e) => !failed(e)[0]) ||
+    (probe && !document.hidden && untried.find((e) => failed(e)[1] < now));
   if (!endpoint) return tried[0] && done(0);
   if (failed(endpoint)[0]) {
     state.d[endpoint] = [failed(endpoint)[0], now + 2 * TIMEOUT];
@@ -36,7 +39,7 @@ export const deliver = (batch, done, tried = []) => {
     } else {
       state.d[endpoint] = [failed(endpoint)[0] + 1, 0];
       save(state);
-      deliver(batch, done, tried);
+      deliver(batch, done, probe, tried);
     }
   });
   return 1;

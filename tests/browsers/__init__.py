@@ -77,6 +77,10 @@ class Tab:
     def evaluate(self, expression: str) -> Any:
         raise NotImplementedError
 
+    def resize(self, width: int, height: int) -> None:
+        """The size of the page's viewport (roughly, where only the window's can be set)."""
+        raise NotImplementedError
+
     def close(self) -> None:
         raise NotImplementedError
 

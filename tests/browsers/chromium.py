@@ -26,6 +26,9 @@ class ChromiumTab(Tab):
     def evaluate(self, expression: str) -> Any:
         return self.page.evaluate(expression)
 
+    def resize(self, width: int, height: int) -> None:
+        self.page.set_viewport_size({"width": width, "height": height})
+
     def close(self) -> None:
         self.context.close()
 

@@ -28,6 +28,7 @@ const commands = {
     return nextId;
   },
   goto: ({ page, url }) => pages.get(page).goto(url, { waitUntil: 'load' }).then(() => null),
+  resize: ({ page, width, height }) => pages.get(page).setViewport({ width, height }).then(() => null),
   evaluate: ({ page, expression }) => pages.get(page).evaluate(expression),
   async click({ page: id, kind, position, timing }) {
     const page = pages.get(id);

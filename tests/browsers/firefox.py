@@ -68,6 +68,9 @@ class FirefoxTab(Tab):
     def evaluate(self, expression: str) -> Any:
         return self.engine.call("evaluate", page=self.page, expression=expression)
 
+    def resize(self, width: int, height: int) -> None:
+        self.engine.call("resize", page=self.page, width=width, height=height)
+
     def close(self) -> None:
         self.engine.call("close", page=self.page)
 

@@ -120,6 +120,9 @@ class WebKitTab(Tab):
     def evaluate(self, expression: str) -> Any:
         return self.call("POST", "/execute/sync", {"script": f"return {expression}", "args": []})
 
+    def resize(self, width: int, height: int) -> None:
+        self.call("POST", "/window/rect", {"width": width, "height": height})
+
     def close(self) -> None:
         self.engine.http("DELETE", self.session)
 

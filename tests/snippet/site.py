@@ -69,6 +69,7 @@ class Site:
     mint: Mint
     arrivals: list[tuple[str, float]] = field(default_factory=list)  # (path, unix seconds)
     server: ThreadingHTTPServer | None = None
+    snippet: bytes | None = None  # another build of ct.js to serve (benchmarks)
 
     @property
     def port(self) -> int:
@@ -99,7 +100,7 @@ class Site:
             def do_GET(self) -> None:
                 parts = urlsplit(self.path)
                 if parts.path == "/ct.js":
-                    self.answer(200, snippet_source(), "text/javascript")
+                    self.answer(200, site.snippet or snippet_source(), "text/javascript")
                 elif parts.path == "/shop":
                     self.answer(200, site.shop_page(parse_qs(parts.query)), "text/html")
                 elif parts.path.startswith("/landing/"):
