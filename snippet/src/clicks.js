@@ -12,5 +12,6 @@ export const onClick = (event) => {
   if (optedOut) return;
   // Sent once the handler has returned and navigation has begun: starting a request costs
   // milliseconds the visitor would wait. If the page is hidden first, that sends it.
-  setTimeout(guard(push), 0, record('click', link));
+  record('click', link);
+  setTimeout(guard(push));
 };

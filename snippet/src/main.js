@@ -14,10 +14,11 @@ try {
     // Hidden is the last moment a page is sure to have: leaving, closing, switching tabs.
     document.addEventListener(
       'visibilitychange',
-      guard(() => document.visibilityState == 'hidden' && replay())
+      guard(() => document.hidden && replay())
     );
     addEventListener('online', guard(replay));
-    setTimeout(guard(replay));
+    // A moment after load: a page left at once would not live to see what a replay learns.
+    setTimeout(guard(replay), 300);
     watchViews(); // last: without IntersectionObserver, clicks are still reported
   }
 } catch {

@@ -12,7 +12,8 @@ const TIMEOUT = 5e3; // ms: a request a living page waits on longer than this ha
 // a time, shared by the site's tabs, so a hanging or unreachable host cannot take the
 // browser's six connections to it. A click only writes the outbox then.
 // Calls done(1) once a collector acknowledged the batch, done(0) when a living page saw every
-// collector it tried fail. Returns false when the batch did not leave.
+// collector it tried fail, done(-1) when the page left first. Returns false when the batch did
+// not leave.
 export const deliver = (batch, done, probe, tried = []) => {
   const state = load();
   const now = Date.now();
@@ -29,7 +30,7 @@ export const deliver = (batch, done, probe, tried = []) => {
   tried.push(endpoint);
   post(endpoint, batch, (status) => {
     log(endpoint, status);
-    if (!status) return; // the page is leaving: the answer is unknown
+    if (!status) return done(-1); // the page is leaving: the answer is unknown
     const state = load();
     // A 4xx other than 408 and 429 is an answer: the collector has recorded why it refused.
     if (status > 199 && status < 500 && status != 408 && status != 429) {
@@ -56,7 +57,7 @@ const post = (endpoint, batch, answer) => {
     setTimeout(() => abort.abort(), TIMEOUT);
     fetch(url, { method: 'POST', body: JSON.stringify(batch), keepalive: true, signal: abort.signal }).then(
       (response) => answer(response.status),
-      () => answer(abort.signal.aborted || document.visibilityState != 'hidden' ? -1 : 0)
+      () => answer(abort.signal.aborted || !document.hidden ? -1 : 0)
     );
   } catch {
     // No keepalive fetch in this browser. A queued beacon is as far as it can tell.
