@@ -259,7 +259,9 @@ def main() -> int:
     print("nav start added: median (click -> destination's navigation start), with - without.")
     print("requests, copies: what reached the collector from the snippet's pages, per click.")
     print("click→1st request: to the first request carrying the click reaching the endpoint.")
-    print(f"return→last stored: the page after the return stays open {args.replay_wait:g} s at most.")
+    print(
+        f"return→last stored: the page after the return stays open {args.replay_wait:g} s at most."
+    )
     return 0
 
 
