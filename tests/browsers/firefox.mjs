@@ -27,11 +27,19 @@ const commands = {
     pages.set(++nextId, page);
     return nextId;
   },
-  goto: ({ page, url }) => pages.get(page).goto(url, { waitUntil: 'load' }).then(() => null),
+  // Each visitor's tab in front, as a visitor's own browser window would be: a tab left
+  // behind another visitor's is hidden, and pages in hidden tabs act as such.
+  async goto({ page: id, url }) {
+    const page = pages.get(id);
+    await page.bringToFront();
+    await page.goto(url, { waitUntil: 'load' });
+    return null;
+  },
   resize: ({ page, width, height }) => pages.get(page).setViewport({ width, height }).then(() => null),
   evaluate: ({ page, expression }) => pages.get(page).evaluate(expression),
   async click({ page: id, kind, position, timing }) {
     const page = pages.get(id);
+    await page.bringToFront();
     const same = `#same-${position}`;
     if (NEW_TAB.has(kind)) {
       const context = page.browserContext();

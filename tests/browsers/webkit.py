@@ -1,6 +1,6 @@
 """WebKitGTK (Debian's webkit2gtk-driver): WebKitWebDriver drives MiniBrowser, which has no
-headless mode, so it runs under its own Xvfb. Plain WebDriver over HTTP; one session, and so
-one MiniBrowser with its own storage, per visitor."""
+headless mode, so it runs under its own Xvfb. Plain WebDriver over HTTP; one driver, session
+and MiniBrowser (with its own storage) per visitor."""
 
 from __future__ import annotations
 
@@ -55,19 +55,50 @@ class WebKit(Engine):
         )
         os.close(write)
         with os.fdopen(read) as pipe:
-            display = pipe.readline().strip()
+            self.display = ":" + pipe.readline().strip()
+        probe = self.visitor()
+        self.version = str(probe.capabilities.get("browserVersion", "?"))
+        probe.close()
+
+    def visitor(self) -> WebKitTab:
+        # WebKitWebDriver holds one session at a time: a driver for each visitor.
+        return WebKitTab(Driver(self.display))
+
+    def close(self) -> None:
+        stop(self.xvfb)
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+class Driver:
+    """One WebKitWebDriver and its one session (one MiniBrowser)."""
+
+    def __init__(self, display: str) -> None:
         self.port = _free_port()
-        self.driver = subprocess.Popen(
+        self.process = subprocess.Popen(
             [DRIVER, f"--port={self.port}"],
-            env={**os.environ, "DISPLAY": f":{display}"},
+            env={**os.environ, "DISPLAY": display},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
-        wait_until(self._ready, what="WebKitWebDriver")
-        probe = self.visitor()
-        self.version = str(probe.capabilities.get("browserVersion", "?"))
-        probe.close()
+        try:
+            wait_until(self._ready, what="WebKitWebDriver")
+            options = {"binary": MINIBROWSER, "args": ["--automation"]}
+            capabilities = {"alwaysMatch": {"webkitgtk:browserOptions": options}}
+            session = self.http("POST", "/session", {"capabilities": capabilities})
+        except BaseException:
+            stop(self.process)
+            raise
+        self.session = f"/session/{session['sessionId']}"
+        self.capabilities: dict[str, Any] = session["capabilities"]
 
     def _ready(self) -> bool:
         try:
@@ -90,32 +121,22 @@ class WebKit(Engine):
         except urllib.error.HTTPError as error:
             raise RuntimeError(f"WebKit: {method} {path}: {error.read().decode()}") from None
 
-    def visitor(self) -> WebKitTab:
-        options = {"binary": MINIBROWSER, "args": ["--automation"]}
-        capabilities = {"alwaysMatch": {"webkitgtk:browserOptions": options}}
-        session = self.http("POST", "/session", {"capabilities": capabilities})
-        return WebKitTab(self, session["sessionId"], session["capabilities"])
-
     def close(self) -> None:
-        for process in (self.driver, self.xvfb):
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        try:
+            self.http("DELETE", self.session)
+        finally:
+            stop(self.process)
 
 
 class WebKitTab(Tab):
-    def __init__(self, engine: WebKit, session: str, capabilities: dict[str, Any]) -> None:
+    def __init__(self, driver: Driver) -> None:
         super().__init__()
-        self.engine = engine
-        self.session = f"/session/{session}"
-        self.capabilities = capabilities
+        self.driver = driver
+        self.capabilities = driver.capabilities
         self.shop = self.call("GET", "/window")
 
     def call(self, method: str, path: str, body: Any = None) -> Any:
-        return self.engine.http(method, self.session + path, body)
+        return self.driver.http(method, self.driver.session + path, body)
 
     def evaluate(self, expression: str) -> Any:
         return self.call("POST", "/execute/sync", {"script": f"return {expression}", "args": []})
@@ -124,7 +145,7 @@ class WebKitTab(Tab):
         self.call("POST", "/window/rect", {"width": width, "height": height})
 
     def close(self) -> None:
-        self.engine.http("DELETE", self.session)
+        self.driver.close()
 
     def _goto(self, url: str) -> None:
         self.call("POST", "/url", {"url": url})
