@@ -9,6 +9,7 @@ import { deliver } from './transport.js';
 // next request this page makes anyway.
 const LEASE = 6e3;
 const BORN = Date.now();
+const ALONE = 2e3; // ms a page lets what waits wait for a request to ride along with
 const BATCH_CHARACTERS = 8e3; // small against the 64 KiB all keepalive requests share
 
 let replaying;
@@ -81,7 +82,7 @@ export const push = () => {
 };
 
 // Sends what waits, one bounded batch at a time: at once what was never sent (the rest rides
-// along); what was sent with no answer seen, alone once this page has lived out a lease.
+// along); what was sent with no answer seen, alone when no request of this page took it along.
 export const replay = (all) => {
   if (replaying) return;
   const batch = waiting(1e9);
@@ -101,5 +102,5 @@ export const replay = (all) => {
     if (sent) return;
     replaying = 0;
   }
-  load().q[0] && setTimeout(guard(replay), LEASE, 1);
+  load().q[0] && setTimeout(guard(replay), ALONE, 1);
 };

@@ -17,8 +17,8 @@ try {
       guard(() => document.hidden && replay())
     );
     addEventListener('online', guard(replay));
-    // A moment after load: a page left at once would not live to see what a replay learns.
-    setTimeout(guard(replay), 300);
+    // Half a second after load: a page left sooner would not live to see what a replay learns.
+    setTimeout(guard(replay), 500);
     watchViews(); // last: without IntersectionObserver, clicks are still reported
   }
 } catch {
