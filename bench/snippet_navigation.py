@@ -235,7 +235,11 @@ def main() -> int:
                     versions[name] = engine.version
                     say(f"{name} {engine.version}")
                     for state in args.states:
-                        cell = run_cell(engine, site, collector, faulty, state, args)
+                        try:
+                            cell = run_cell(engine, site, collector, faulty, state, args)
+                        except Exception as error:  # a driver's hiccup costs one cell, not all
+                            say(f"  {STATES[state]}: failed: {error}")
+                            continue
                         cells.append(cell)
                         say(
                             f"  {STATES[state]}: added {cell.added:+.1f} ms, stored"

@@ -141,6 +141,16 @@ class WebKitTab(Tab):
     def evaluate(self, expression: str) -> Any:
         return self.call("POST", "/execute/sync", {"script": f"return {expression}", "args": []})
 
+    def _poll(self, expression: str) -> Any:
+        """evaluate() while the tab may be between two pages: the driver then answers "no
+        such frame", which only means "not yet"."""
+        try:
+            return self.evaluate(expression)
+        except RuntimeError as error:
+            if "no such frame" in str(error) or "unload" in str(error):
+                return None
+            raise
+
     def resize(self, width: int, height: int) -> None:
         self.call("POST", "/window/rect", {"width": width, "height": height})
 
@@ -149,7 +159,7 @@ class WebKitTab(Tab):
 
     def _goto(self, url: str) -> None:
         self.call("POST", "/url", {"url": url})
-        wait_until(lambda: self.evaluate(LOADED), what="load")
+        wait_until(lambda: self._poll(LOADED), what="load")
 
     def _element(self, selector: str) -> str:
         found = self.call("POST", "/element", {"using": "css selector", "value": selector})
@@ -176,7 +186,7 @@ class WebKitTab(Tab):
 
     def _destination_timing(self) -> list[Any]:
         wait_until(
-            lambda: self.evaluate(f"location.pathname.startsWith('/landing/') && {LOADED}"),
+            lambda: self._poll(f"location.pathname.startsWith('/landing/') && {LOADED}"),
             what="destination",
         )
         timing: list[Any] = self.evaluate(NAVIGATION_TIMING)
