@@ -33,12 +33,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import shutil
 import sqlite3
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -48,9 +50,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.browsers import ENGINES, Engine, Tab, launch
 from tests.conftest import Collector
 from tests.faults import FaultyEndpoint, Mode
-from tests.snippet.site import Page, Site, minter
-
-from clickthru.store.sqlite import SQLiteStore
+from tests.snippet.conftest import running_world
+from tests.snippet.site import Page, Site
 
 STATES: dict[str, str] = {
     "up": "up",
@@ -82,6 +83,19 @@ class Cell:
     @property
     def added(self) -> float:
         return statistics.median(self.delays["with"]) - statistics.median(self.delays["without"])
+
+
+@contextlib.contextmanager
+def stdout_to_stderr() -> Iterator[None]:
+    """Child processes started meanwhile write to standard error: stdout stays ours."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def stored_clicks(db: Path, list_id: str) -> list[tuple[str, int]]:
@@ -214,22 +228,11 @@ def main() -> int:
     started = time.monotonic()
     try:
         with contextlib.ExitStack() as stack:
-            site = Site(mint=lambda item, position: "")
+            with stdout_to_stderr():  # the collector announces itself; --json owns stdout
+                world = stack.enter_context(running_world(tmp, slow_seconds=args.slow))
+            site, collector, faulty = world.site, world.collector, world.a
             if args.snippet:
                 site.snippet = args.snippet.read_bytes()
-            site.start()
-            stack.callback(site.stop)
-            store = SQLiteStore(tmp / "clickthru.db")
-            collector = Collector(tmp / "clickthru.db")
-            collector.sites["shop"] = store.add_site("shop", [site.origin])
-            store.close()
-            site.mint = minter(collector.sites["shop"])
-            stack.callback(collector.stop)
-            with contextlib.redirect_stdout(sys.stderr):
-                collector.start()
-            faulty = FaultyEndpoint(collector.port, slow_seconds=args.slow)
-            stack.callback(faulty.stop)
-            faulty.start()
             for name in args.engines:
                 with launch(name) as engine:
                     versions[name] = engine.version
