@@ -41,6 +41,22 @@ ensure_snippet_tools() {
   fi
 }
 
+# puppeteer-core (pinned in tests/browsers/package-lock.json), which drives Debian's
+# firefox-esr over WebDriver BiDi for the browser tests and benchmarks; no browser is fetched.
+ensure_browser_drivers() {
+  if [ ! -d tests/browsers/node_modules ] || [ tests/browsers/package-lock.json -nt tests/browsers/node_modules ]; then
+    PUPPETEER_SKIP_DOWNLOAD=1 npm ci --prefix tests/browsers --no-audit --no-fund --loglevel=error
+  fi
+}
+
+# The three browser engines the snippet is tested in: Chromium, Firefox ESR, and WebKitGTK
+# (WebKitWebDriver drives MiniBrowser, which has no headless mode: Xvfb).
+ensure_browsers() {
+  ensure_debian chromium chromium firefox-esr firefox-esr WebKitWebDriver webkit2gtk-driver \
+    Xvfb xvfb node nodejs npm npm
+  ensure_browser_drivers
+}
+
 # A PostgreSQL for the tests of the shared store: the local server if one answers on
 # 127.0.0.1:5432 (trust auth for user postgres), else Debian's, reached by its socket.
 ensure_postgres() {

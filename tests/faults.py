@@ -12,6 +12,9 @@ proxied connections keep flowing between "up" and "slow", go silent (held open, 
 forwarded) in "hang" and "drop", as behind a firewall, and are closed in "error" and "refuse".
 Held connections are closed as soon as the mode is neither "hang" nor "drop", so browsers see a
 failure and free their connection slots.
+
+Every request a client sends through it is logged (`requests`): when its head arrived, the mode
+then in force, its path and body, so a test can count what a browser sent and when.
 """
 
 from __future__ import annotations
@@ -21,7 +24,9 @@ import collections
 import errno
 import socket
 import threading
+import time
 from collections.abc import Coroutine
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Literal, cast
 
@@ -53,6 +58,16 @@ MAX_HEAD = 64 * 1024
 FILL_CONNECT_TIMEOUT = 0.2  # a filler connect slower than this means SYNs are being dropped
 MAX_FILLERS = 64
 CALL_TIMEOUT = 10.0  # for calls from the test thread into the loop
+
+
+@dataclass(frozen=True)
+class Request:
+    """One request as the endpoint read it."""
+
+    at: float  # time.time() when its head had arrived
+    mode: Mode  # in force then: "up" and "slow" reached the upstream server
+    path: str
+    body: bytes
 
 
 def _free_port() -> int:
@@ -91,6 +106,7 @@ class FaultyEndpoint:
         self._clients: set[_Client] = set()
         self._drop_listener: socket.socket | None = None
         self._fillers: list[socket.socket] = []
+        self.requests: list[Request] = []  # appended from the loop's thread
 
     @property
     def mode(self) -> Mode:
@@ -272,6 +288,8 @@ class _Client(asyncio.Protocol):
         self.kind: _Kind = "held"
         self.transport: asyncio.Transport = cast(asyncio.Transport, None)
         self.request = bytearray()  # "error": the request read so far
+        self.unlogged = bytearray()  # what the client sent that is not in the log yet
+        self.logged_head: tuple[float, Mode, str, int] | None = None  # when, mode, path, length
         # "proxy": the upstream connection, what the client sent before it was up, and the
         # chunks for the client that wait for their time, in order (None: upstream closed).
         self.upstream: asyncio.Transport | None = None
@@ -299,6 +317,7 @@ class _Client(asyncio.Protocol):
         self._unproxy()
 
     def data_received(self, data: bytes) -> None:
+        self._log(data)
         if self.kind == "proxy":
             if self.upstream is not None:
                 self.upstream.write(data)
@@ -402,6 +421,32 @@ class _Client(asyncio.Protocol):
                 self.transport.close()
                 return
             self.transport.write(data)
+
+    def _log(self, data: bytes) -> None:
+        """Cuts what the client sends into requests (Content-Length bodies) for the log."""
+        self.unlogged += data
+        while True:
+            if self.logged_head is None:
+                head_end = self.unlogged.find(b"\r\n\r\n")
+                if head_end < 0:
+                    if len(self.unlogged) > MAX_HEAD:
+                        self.unlogged.clear()
+                    return
+                head = bytes(self.unlogged[:head_end]).decode("latin-1").split("\r\n")
+                length = 0
+                for line in head[1:]:
+                    name, _, value = line.partition(":")
+                    if name.strip().lower() == "content-length" and value.strip().isdigit():
+                        length = int(value.strip())
+                path = head[0].split(" ")[1] if head[0].count(" ") >= 2 else ""
+                self.logged_head = (time.time(), self.endpoint._mode, path, length)
+                del self.unlogged[: head_end + 4]
+            at, mode, path, length = self.logged_head
+            if len(self.unlogged) < length:
+                return
+            self.endpoint.requests.append(Request(at, mode, path, bytes(self.unlogged[:length])))
+            del self.unlogged[:length]
+            self.logged_head = None
 
     def _answer_error_when_read(self) -> None:
         head_end = self.request.find(b"\r\n\r\n")

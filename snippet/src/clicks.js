@@ -2,7 +2,7 @@
 // modifier keys, and Enter on a focused link (both fire click); the middle button
 // (auxclick). Navigation is never touched: no preventDefault, no change to href or target.
 import { guard, optedOut } from './config.js';
-import { record, replay } from './events.js';
+import { push, record } from './events.js';
 
 export const onClick = (event) => {
   const link = event.target.closest('a[data-ct]');
@@ -10,8 +10,8 @@ export const onClick = (event) => {
   // The snippet reports this click; the browser's <a ping> would count it a second time.
   link.removeAttribute('ping');
   if (optedOut) return;
-  record('click', link);
   // Sent once the handler has returned and navigation has begun: starting a request costs
   // milliseconds the visitor would wait. If the page is hidden first, that sends it.
-  setTimeout(guard(replay));
+  record('click', link);
+  setTimeout(guard(push));
 };

@@ -14,10 +14,11 @@ try {
     // Hidden is the last moment a page is sure to have: leaving, closing, switching tabs.
     document.addEventListener(
       'visibilitychange',
-      guard(() => document.visibilityState == 'hidden' && replay())
+      guard(() => document.hidden && replay())
     );
     addEventListener('online', guard(replay));
-    setTimeout(guard(replay));
+    // Half a second after load: a page left sooner would not live to see what a replay learns.
+    setTimeout(guard(replay), 500);
     watchViews(); // last: without IntersectionObserver, clicks are still reported
   }
 } catch {

@@ -1,57 +1,64 @@
-// Deliver a batch of events to the first collector that takes it.
+// Deliver a batch of events to the first collector that takes it, and keep what living pages
+// saw of each collector. An answer no living page saw is no evidence either way: the page
+// that clicked is usually gone before its collector answers.
 import { endpoints, log } from './config.js';
 import { load, save } from './outbox.js';
 
 const TIMEOUT = 5e3; // ms: a request a living page waits on longer than this has failed
 
-// A failed collector is left alone for 1 s, 2 s, 4 s... up to 4 minutes.
-const markDown = (endpoint, failures) => {
+// state.d[endpoint] = [failures in a row seen by living pages, probed until]. A collector
+// that failed is tried after the others, and only by a replay from a page in view (one that
+// just loaded, or lived on; not one leaving, which would never see the answer): one request at
+// a time, shared by the site's tabs, so a hanging or unreachable host cannot take the
+// browser's six connections to it. A click only writes the outbox then.
+// Calls done(1) once a collector acknowledged the batch, done(0) when a living page saw every
+// collector it tried fail, done(-1) when the page left first. Returns false when the batch did
+// not leave.
+export const deliver = (batch, done, probe, tried = []) => {
   const state = load();
-  state.d[endpoint] = [Date.now() + (500 << Math.min(failures, 9)), failures];
-  save(state);
-};
-
-// Collectors that failed are tried last, the one back soonest first; the others keep
-// the order they were listed in.
-const ordered = ({ d: down }) => {
   const now = Date.now();
-  const until = (endpoint) => (down[endpoint] && down[endpoint][0] > now ? down[endpoint][0] : 0);
-  return endpoints.slice().sort((a, b) => until(a) - until(b));
-};
-
-// Calls done(true) once a collector has acknowledged the batch, done(false) when none did.
-// A 4xx other than 408 and 429 is an answer too: the collector has recorded why it refused.
-export const deliver = (batch, done, remaining = ordered(load())) => {
-  const endpoint = remaining.shift();
-  if (!endpoint) return done(false);
-  // Until it answers, a request counts as failed: when the page leaves first, the next
-  // page still knows to try another collector before one that may be hanging.
-  const failures = (load().d[endpoint] || [0, 0])[1] + 1;
-  markDown(endpoint, failures);
+  const failed = (endpoint) => state.d[endpoint] || [0, 0];
+  const untried = endpoints.filter((endpoint) => !tried.includes(endpoint));
+  const endpoint =
+    untried.find((e) => !failed(e)[0]) ||
+    (probe && !document.hidden && untried.find((e) => failed(e)[1] < now));
+  if (!endpoint) return tried[0] && done(0);
+  if (failed(endpoint)[0]) {
+    state.d[endpoint] = [failed(endpoint)[0], now + 2 * TIMEOUT];
+    save(state);
+  }
+  tried.push(endpoint);
   post(endpoint, batch, (status) => {
     log(endpoint, status);
+    if (!status) return done(-1); // the page is leaving: the answer is unknown
+    const state = load();
+    // A 4xx other than 408 and 429 is an answer: the collector has recorded why it refused.
     if (status > 199 && status < 500 && status != 408 && status != 429) {
-      const state = load();
       delete state.d[endpoint];
       save(state);
-      done(true);
+      done(1);
     } else {
-      markDown(endpoint, failures); // the wait counts from the failure
-      deliver(batch, done, remaining);
+      state.d[endpoint] = [failed(endpoint)[0] + 1, 0];
+      save(state);
+      deliver(batch, done, probe, tried);
     }
   });
+  return 1;
 };
 
 // A keepalive fetch outlives the page and tells the status, so it comes first. A beacon
 // outlives the page but tells nothing. An image may be cancelled by the navigation; the
-// outbox keeps its event until the image has loaded.
+// outbox keeps its event until the image has loaded. Answers 0 when a request fails as its
+// page unloads (Chromium ends the page's side of a keepalive fetch, not the request).
 const post = (endpoint, batch, answer) => {
   const url = endpoint + '/e';
   try {
     const abort = new AbortController();
     setTimeout(() => abort.abort(), TIMEOUT);
-    fetch(url, { method: 'POST', body: JSON.stringify(batch), keepalive: true, signal: abort.signal })
-      .then((response) => answer(response.status), () => answer(-1));
+    fetch(url, { method: 'POST', body: JSON.stringify(batch), keepalive: true, signal: abort.signal }).then(
+      (response) => answer(response.status),
+      () => answer(abort.signal.aborted || !document.hidden ? -1 : 0)
+    );
   } catch {
     // No keepalive fetch in this browser. A queued beacon is as far as it can tell.
     if (navigator.sendBeacon(url, JSON.stringify(batch))) answer(202);

@@ -3,9 +3,11 @@ endpoints whose network can be made to fail, and the browser."""
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -64,26 +66,33 @@ class World:
         return page
 
 
+@contextlib.contextmanager
+def running_world(directory: Path, slow_seconds: float = 3.0) -> Iterator[World]:
+    """The shop, a collector storing into `directory`, and two endpoints in front of it;
+    stopped on the way out. The browser tests' world, and bench/snippet_navigation.py's."""
+    with contextlib.ExitStack() as stack:
+        site = Site(mint=lambda item, position: "")
+        site.start()
+        stack.callback(site.stop)
+        store = open_store(str(directory / "clickthru.db"))
+        collector = Collector(directory / "clickthru.db")
+        collector.sites["shop"] = store.admin.add_site("shop", [site.origin])
+        store.close()
+        site.mint = minter(collector.sites["shop"])
+        stack.callback(collector.stop)
+        collector.start()
+        a = FaultyEndpoint(collector.port, slow_seconds=slow_seconds)
+        b = FaultyEndpoint(collector.port, slow_seconds=slow_seconds)
+        for endpoint in (a, b):
+            stack.callback(endpoint.stop)
+            endpoint.start()
+        yield World(site, collector, a, b)
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    directory = tmp_path_factory.mktemp("snippet")
-    site = Site(mint=lambda item, position: "")
-    site.start()
-    store = open_store(str(directory / "clickthru.db"))
-    collector = Collector(directory / "clickthru.db")
-    collector.sites["shop"] = store.admin.add_site("shop", [site.origin])
-    store.close()
-    site.mint = minter(collector.sites["shop"])
-    collector.start()
-    a = FaultyEndpoint(collector.port)
-    b = FaultyEndpoint(collector.port)
-    a.start()
-    b.start()
-    yield World(site, collector, a, b)
-    a.stop()
-    b.stop()
-    collector.stop()
-    site.stop()
+    with running_world(tmp_path_factory.mktemp("snippet")) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")

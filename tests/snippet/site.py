@@ -33,9 +33,17 @@ def minter(new_site: NewSite) -> Mint:
     return mint
 
 
-# The test's own hook, before the snippet: the moment of each click, in the browser's clock.
+# The test's own hook, before the snippet: the moment of each click, in the browser's clock,
+# handed to Playwright's binding where there is one, and kept in localStorage (the first since
+# last read) for the drivers that read it back later (tests/browsers).
 CLICK_CLOCK = """<script>
-const at = (event) => window.clickedAt && clickedAt(performance.timeOrigin + event.timeStamp);
+const at = (event) => {
+  const time = performance.timeOrigin + event.timeStamp;
+  window.clickedAt && clickedAt(time);
+  try {
+    localStorage.getItem('ct-test-clicked') || localStorage.setItem('ct-test-clicked', time);
+  } catch {}  // a test that breaks localStorage
+};
 for (const type of ['click', 'auxclick', 'keydown']) addEventListener(type, at, true);
 </script>"""
 
@@ -63,6 +71,7 @@ class Site:
     mint: Mint
     arrivals: list[tuple[str, float]] = field(default_factory=list)  # (path, unix seconds)
     server: ThreadingHTTPServer | None = None
+    snippet: bytes | None = None  # another build of ct.js to serve (benchmarks)
 
     @property
     def port(self) -> int:
@@ -93,7 +102,7 @@ class Site:
             def do_GET(self) -> None:
                 parts = urlsplit(self.path)
                 if parts.path == "/ct.js":
-                    self.answer(200, snippet_source(), "text/javascript")
+                    self.answer(200, site.snippet or snippet_source(), "text/javascript")
                 elif parts.path == "/shop":
                     self.answer(200, site.shop_page(parse_qs(parts.query)), "text/html")
                 elif parts.path.startswith("/landing/"):
@@ -145,7 +154,9 @@ class Site:
                 f'<script async src="/ct.js" data-endpoints="{html.escape(get("endpoints"))}"'
                 f"{options}></script>"
             )
-        forget = "<script>localStorage.clear()</script>" if get("forget") == "1" else ""
+        forget = ""
+        if get("forget") == "1":
+            forget = "<script>localStorage.removeItem('clickthru')</script>"
         page = (
             "<!doctype html><meta charset=utf-8><title>shop</title>"
             f"{CLICK_CLOCK}{forget}{snippet}<h1>Books</h1>{''.join(links)}"

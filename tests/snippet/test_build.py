@@ -13,7 +13,10 @@ import pytest
 from clickthru.collector.snippet import snippet_source
 
 SNIPPET = Path(__file__).parents[2] / "snippet"
-BUDGET = 1536  # bytes, minified and gzipped: the snippet's size budget
+# Bytes, minified and gzipped. The goal is 1,536; the rework that lets every click leave from
+# its own page and judges collectors only on what living pages saw needs more, up to this cap
+# (the README's "Embed the snippet" says what the extra bytes buy).
+BUDGET = 1664
 
 
 def test_the_shipped_file_is_the_build_of_its_source() -> None:
