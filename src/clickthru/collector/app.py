@@ -12,10 +12,11 @@ from collections.abc import AsyncIterator
 import msgspec
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
+from clickthru.answers import json_response, store_health
 from clickthru.backend import Store, open_store
 from clickthru.collector import metrics
 from clickthru.collector.asgi import Receive, Scope, Send
@@ -106,10 +107,7 @@ def create_app(settings: Settings, store: Store | None = None) -> HotPaths:
             problem = ("disk_low", f"{free // MB} MB free, below the floor of {floor // MB} MB")
         if problem is None and status.get("spool", {}).get("full"):
             problem = ("spool_full", "the spool holds its most events; shipping is behind")
-        if problem is not None:
-            error_name, detail = problem
-            return JSONResponse({"ok": False, "error": error_name, "detail": detail, **status}, 503)
-        return JSONResponse({"ok": True, **status})
+        return json_response(store_health(status, problem), 200 if problem is None else 503)
 
     async def metrics_text(request: Request) -> Response:
         metrics.observe_status(await asyncio.to_thread(store.status))
