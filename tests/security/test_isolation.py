@@ -27,6 +27,7 @@ PAGES = ["", "placements", "items", "positions", "health"]
 ROUTES = {
     "/healthz": "public, no site data",
     "/metrics": "public, no site data",
+    "/api/v1/openapi.json": "public, no site data",
     "/dashboard/sign-in": "before sign-in",
     "/dashboard/sign-out": "tests/security/test_csrf.py",
     "/dashboard/static": "static files",
