@@ -24,7 +24,7 @@ class Refusal(msgspec.Struct, frozen=True, omit_defaults=True):
 
 
 class RejectedEvent(msgspec.Struct, frozen=True, omit_defaults=True):
-    """An event of the batch that was refused (and kept, with its reason, in ``rejects``)."""
+    """An event of the batch that was refused (and kept, with its reason)."""
 
     index: Annotated[int, msgspec.Meta(ge=0, description="its place in the batch, from 0")]
     reason: Annotated[str, msgspec.Meta(examples=["token_bad_signature", "invalid_event"])]
@@ -32,7 +32,7 @@ class RejectedEvent(msgspec.Struct, frozen=True, omit_defaults=True):
 
 
 class Acknowledgement(msgspec.Struct, frozen=True):
-    """What ``POST /e`` stored, once it is committed: every event of the batch is accepted,
+    """What `POST /e` stored, once it is committed: every event of the batch is accepted,
     a duplicate (already stored: a retry), or rejected."""
 
     accepted: Count
@@ -66,8 +66,8 @@ class AggregationStatus(msgspec.Struct, frozen=True, forbid_unknown_fields=True)
 
 
 class StoreHealth(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
-    """``GET /healthz``: whether a durable write goes through now, and the store's state.
-    With ``ok`` false (``503``), ``error`` and ``detail`` say why."""
+    """`GET /healthz`: whether a durable write goes through now, and the store's state.
+    With `ok` false (503), `error` and `detail` say why."""
 
     ok: bool
     write_failing: Annotated[str, msgspec.Meta(description="the last write's failure")] | None

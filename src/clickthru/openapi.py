@@ -20,6 +20,7 @@ import msgspec
 
 from clickthru import __version__, params
 from clickthru.answers import Acknowledgement, Refusal, StoreHealth
+from clickthru.collector.receivers import MAX_JSON_DEPTH, PING_BODY_BYTES
 from clickthru.config import Settings
 from clickthru.dashboard.api import READS
 from clickthru.dashboard.auth import SESSION_COOKIE
@@ -40,22 +41,25 @@ SCHEMAS: Final = (
     ExportedEvent,
 )
 
-# What each refusal means, for the document; the JSON body always says which (``error``).
+# What each refusal means, for the document; the JSON body always says which (`error`).
 REFUSALS: Final = {
-    "400": "A parameter, body or event that cannot be taken (bad_parameter,"
-    " too_many_parameters, invalid_json, not_an_event, or why the event was refused):"
-    " `detail` says what to change.",
+    "400": "bad_parameter or too_many_parameters: `detail` says what to change.",
     "401": "unauthenticated: no session cookie and no valid read key.",
     "403": "forbidden: a site that is not shared with you.",
     "404": "unknown_site: no site of that name.",
     "405": "method_not_allowed: `Allow` names the methods there are.",
-    "413": "body_too_large, too_many_events.",
+    "413": "body_too_large.",
     "414": f"query_too_long: a query string is at most {params.MAX_QUERY_BYTES} bytes.",
     "415": "unsupported_media_type: send text/plain or application/json.",
     "431": "head_too_large: the request line and headers are over the server's limits"
     " (answered by the server, before any route).",
     "503": "store_unavailable: nothing was stored; send it again later.",
 }
+EVENT_REFUSED: Final = (
+    "The event was refused, and is kept with its reason: `error` says which (token_missing,"
+    " token_malformed, token_bad_signature, token_unknown_key, token_expired, invalid_event,"
+    " origin_not_allowed, …); or too_many_parameters."
+)
 API_REFUSALS: Final = ("400", "401", "403", "404", "405", "414", "431")
 TAGS: Final = [
     {"name": "events", "description": "What browsers and the recommendation service send."},
@@ -120,10 +124,12 @@ def _json(struct: type[msgspec.Struct]) -> dict[str, Any]:
     return {"application/json": {"schema": _ref(struct)}}
 
 
-def _refusals(*statuses: str) -> dict[str, Any]:
+def _refusals(*statuses: str, said: dict[str, str] | None = None) -> dict[str, Any]:
+    """The refusals a route may answer, described as ``REFUSALS`` or as ``said``."""
     answers: dict[str, Any] = {}
     for status in statuses:
-        answers[status] = {"description": REFUSALS[status], "content": _json(Refusal)}
+        described = (said or {}).get(status, REFUSALS[status])
+        answers[status] = {"description": described, "content": _json(Refusal)}
         if status == "405":
             answers[status]["headers"] = {"Allow": {"schema": {"type": "string"}}}
     return answers
@@ -185,7 +191,22 @@ def _event_paths(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
                 },
                 "responses": {
                     "200": {"description": "Committed.", "content": _json(Acknowledgement)},
-                    **_refusals("400", "405", "413", "415", "431", "503"),
+                    **_refusals(
+                        "400",
+                        "405",
+                        "413",
+                        "415",
+                        "431",
+                        "503",
+                        said={
+                            "400": "invalid_json (also JSON nested deeper than"
+                            f" {MAX_JSON_DEPTH} levels) or not_an_event: the body is no event"
+                            " and no array of them. A bad event in a batch is answered 200,"
+                            " in `rejected`.",
+                            "413": "body_too_large (from Content-Length, before it is read),"
+                            " or too_many_events.",
+                        },
+                    ),
                 },
             },
             "options": {
@@ -206,7 +227,7 @@ def _event_paths(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
                         "description": "Stored (or already stored).",
                         "content": {"image/gif": {"schema": {"type": "string"}}},
                     },
-                    **_refusals("400", "405", "414", "431", "503"),
+                    **_refusals("400", "405", "414", "431", "503", said={"400": EVENT_REFUSED}),
                 },
             }
         },
@@ -216,7 +237,7 @@ def _event_paths(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
                 "summary": "Receive an <a ping>",
                 "description": 'What a browser sends for `<a ping="/ping?t=TOKEN">` when the'
                 " link is followed: a click, on pages without JavaScript. Its body (PING) is"
-                " not read.",
+                f" not read, and may be at most {PING_BODY_BYTES} bytes.",
                 "parameters": [
                     {
                         "name": "t",
@@ -240,7 +261,9 @@ def _event_paths(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
                 ],
                 "responses": {
                     "204": {"description": "Stored."},
-                    **_refusals("400", "405", "413", "414", "431", "503"),
+                    **_refusals(
+                        "400", "405", "413", "414", "431", "503", said={"400": EVENT_REFUSED}
+                    ),
                 },
             }
         },

@@ -77,8 +77,9 @@ class Click(msgspec.Struct, frozen=True):
 
 
 class ExportedEvent(msgspec.Struct, frozen=True):
-    """One raw event as an NDJSON export line (a CSV export has the same columns). Text that
-    a spreadsheet would run as a formula starts with ``'`` (``clickthru.cells``)."""
+    """One raw event, as a line of an NDJSON export (a CSV export has the same columns).
+    Text a spreadsheet would run as a formula (starting with =, +, -, @, a tab or a carriage
+    return) has a ' put in front."""
 
     seq: Annotated[int, msgspec.Meta(ge=1)]
     id: str
@@ -131,6 +132,8 @@ COUNT_FIELDS: tuple[str, ...] = Figures.__struct_fields__
 
 
 class ReportRow(Figures, frozen=True):
+    """One row of a report: what it counts (`key`) and its counts."""
+
     key: Annotated[
         str | int,
         msgspec.Meta(
@@ -165,7 +168,8 @@ def asked(query: Query) -> dict[str, Any]:
 
 
 class Report(Asked, frozen=True, kw_only=True):
-    """CTR, clicks and views, in total and grouped ``by``."""
+    """CTR, clicks and views, in total and grouped `by` placement, item, position, day or
+    hour."""
 
     by: Grouping
     totals: Figures
