@@ -19,10 +19,13 @@ from schemathesis import Case
 from starlette.routing import Route
 
 from clickthru import openapi
+from clickthru.answers import AggregationStatus, SpoolStatus, StoreHealth
+from clickthru.backend import open_store
 from clickthru.collector.app import HotPaths, create_app
 from clickthru.config import Settings
 from clickthru.dashboard.api import READS
 from tests.inprocess import App, running_app
+from tests.pg import throwaway_database
 from tests.sites import OTHER_ORIGIN, SHOP_ORIGIN
 
 PERSON = "Mozilla/5.0 (X11; Linux x86_64; rv:130.0) Gecko/20100101 Firefox/130.0"
@@ -169,3 +172,18 @@ def _patterns(node: object) -> Iterator[str]:
     elif isinstance(node, list):
         for item in node:
             yield from _patterns(item)
+
+
+def test_healthz_describes_every_field_of_the_store_status(tmp_path: Path) -> None:
+    """/healthz answers what its Structs describe: a field the store's status gains must
+    be added to them (and so to the document), or it would be left out of the answer."""
+    with throwaway_database() as url:
+        store = open_store(url, spool=str(tmp_path / "spool.db"), collector_name="a")
+        try:
+            store.aggregator.catch_up()
+            status = store.status()
+        finally:
+            store.close()
+    assert {*status, "ok", "error", "detail"} == set(StoreHealth.__struct_fields__)
+    assert set(status["spool"]) == set(SpoolStatus.__struct_fields__)
+    assert set(status["aggregation"]) == set(AggregationStatus.__struct_fields__)
