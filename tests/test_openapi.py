@@ -16,6 +16,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis import Case
+from schemathesis.specs.openapi.definitions import OPENAPI_31_VALIDATOR
 from starlette.routing import Route
 
 from clickthru import openapi
@@ -119,6 +120,11 @@ def test_the_app_answers_as_its_document_says(case: Case, seeded: Seeded, app: H
     case.operation.app = case.operation.schema.app = app
     for who in seeded.identities.values():
         case.call_and_validate(headers=who)
+
+
+def test_the_document_is_valid_openapi_3_1() -> None:
+    """Against the specification's own JSON Schema (as schemathesis ships it)."""
+    OPENAPI_31_VALIDATOR.validate(openapi.document(Settings()))
 
 
 def test_the_document_is_the_one_the_app_serves_for_its_settings(tmp_path: Path) -> None:

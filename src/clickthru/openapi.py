@@ -60,6 +60,9 @@ EVENT_REFUSED: Final = (
     " token_malformed, token_bad_signature, token_unknown_key, token_expired, invalid_event,"
     " origin_not_allowed, …); or too_many_parameters."
 )
+NO_PARAMETERS: Final = {
+    "400": f"too_many_parameters: a query string has at most {params.MAX_QUERY_FIELDS} fields."
+}
 API_REFUSALS: Final = ("400", "401", "403", "404", "405", "414", "431")
 TAGS: Final = [
     {"name": "events", "description": "What browsers and the recommendation service send."},
@@ -330,7 +333,7 @@ def _operation_paths() -> dict[str, Any]:
                         "description": "It does not: `error` says why. Take the collector out.",
                         "content": _json(StoreHealth),
                     },
-                    **_refusals("405", "414", "431"),
+                    **_refusals("400", "405", "414", "431", said=NO_PARAMETERS),
                 },
             }
         },
@@ -340,7 +343,7 @@ def _operation_paths() -> dict[str, Any]:
                 "summary": "Prometheus metrics",
                 "responses": {
                     "200": _text("text/plain", "The Prometheus text format."),
-                    **_refusals("405", "414", "431"),
+                    **_refusals("400", "405", "414", "431", said=NO_PARAMETERS),
                 },
             }
         },
@@ -367,7 +370,7 @@ def _operation_paths() -> dict[str, Any]:
                         "description": "OpenAPI 3.1.",
                         "content": {"application/json": {"schema": {"type": "object"}}},
                     },
-                    **_refusals("405", "414", "431"),
+                    **_refusals("400", "405", "414", "431", said=NO_PARAMETERS),
                 },
             }
         },

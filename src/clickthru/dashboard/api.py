@@ -52,7 +52,9 @@ DEFAULT_SINCE = "7d"
 MAX_LIMIT = 1000
 
 SITE = Names("site", "A site to report on; repeat it for several. Default: every site you see.")
-SINCE = Moment("since", f"Where the range starts. {MOMENTS}.", DEFAULT_SINCE)
+SINCE = Moment(
+    "since", f"Where the range starts. {MOMENTS}. Default: {DEFAULT_SINCE}.", DEFAULT_SINCE
+)
 UNTIL = Moment("until", f"Where the range ends (not included). {MOMENTS}. Default: now.", None)
 BOTS = Switch("bots", "Count bot-flagged events too (1); they are left out by default.")
 ASKED = (SITE, SINCE, UNTIL, BOTS)  # every endpoint's question
@@ -61,14 +63,18 @@ BY = Choice(
     GROUPINGS, "placement",
 )  # fmt: skip
 ROWS = Whole(
-    "limit", "At most this many rows (the most clicked first). Default: all.", 1, MAX_LIMIT
-)
+    "limit", "At most this many rows (by placement or item, the most clicked). Default: all.",
+    1, MAX_LIMIT,
+)  # fmt: skip
 CLICKS = Whole("limit", "At most this many clicks.", 1, MAX_LIMIT, 20)
 AFTER = Whole(
     "after", "Only clicks after this one (its seq): poll with the newest seq you have.",
     0, MAX_INT64, 0,
 )  # fmt: skip
-TABLE = Choice("format", "JSON, or the rows as CSV.", ("json", "csv"), "json")
+TABLE = Choice(
+    "format", "JSON, or CSV: a report's rows; health's refused events by reason.",
+    ("json", "csv"), "json",
+)  # fmt: skip
 EVENTS = Choice("format", "CSV, or NDJSON: one JSON object a line.", ("csv", "ndjson"), "csv")
 READS: dict[str, tuple[Parameter[Any], ...]] = {
     "sites": ASKED,
