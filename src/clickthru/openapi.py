@@ -51,6 +51,8 @@ REFUSALS: Final = {
     "413": "body_too_large.",
     "414": f"query_too_long: a query string is at most {params.MAX_QUERY_BYTES} bytes.",
     "415": "unsupported_media_type: send text/plain or application/json.",
+    "408": "request_timeout: the request did not arrive whole in time (answered by the"
+    " server, before any route).",
     "431": "head_too_large: the request line and headers are over the server's limits"
     " (answered by the server, before any route).",
     "503": "store_unavailable: nothing was stored; send it again later.",
@@ -63,7 +65,9 @@ EVENT_REFUSED: Final = (
 NO_PARAMETERS: Final = {
     "400": f"too_many_parameters: a query string has at most {params.MAX_QUERY_FIELDS} fields."
 }
-API_REFUSALS: Final = ("400", "401", "403", "404", "405", "414", "431")
+API_REFUSALS: Final = ("400", "401", "403", "404", "405", "414")
+# What the server answers on any route, before the route sees the request.
+BY_THE_SERVER: Final = ("408", "431")
 TAGS: Final = [
     {"name": "events", "description": "What browsers and the recommendation service send."},
     {"name": "reports", "description": "CTR, clicks, views and raw events, of your sites."},
@@ -109,7 +113,8 @@ def document(settings: Settings) -> dict[str, Any]:
                 "description": "Events come in at /e, /p.gif and /ping; reports go out at"
                 ' /api/v1. Every refusal is a status with a JSON reason, `{"error",'
                 ' "detail"}`. Reports trail the stored events by the aggregation lag: each'
-                " report says up to when it is counted (`counted_until`).",
+                " report says up to when it is counted (`counted_until`). Any route may also"
+                " be answered 503 busy when the server holds as many connections as it may.",
             },
             "tags": TAGS,
             "paths": paths,
@@ -128,9 +133,10 @@ def _json(struct: type[msgspec.Struct]) -> dict[str, Any]:
 
 
 def _refusals(*statuses: str, said: dict[str, str] | None = None) -> dict[str, Any]:
-    """The refusals a route may answer, described as ``REFUSALS`` or as ``said``."""
+    """The refusals a route may answer (and the server's own), described as ``REFUSALS``
+    or as ``said``."""
     answers: dict[str, Any] = {}
-    for status in statuses:
+    for status in sorted({*statuses, *BY_THE_SERVER}):
         described = (said or {}).get(status, REFUSALS[status])
         answers[status] = {"description": described, "content": _json(Refusal)}
         if status == "405":
@@ -199,7 +205,6 @@ def _event_paths(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
                         "405",
                         "413",
                         "415",
-                        "431",
                         "503",
                         said={
                             "400": "invalid_json (also JSON nested deeper than"
@@ -230,7 +235,7 @@ def _event_paths(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
                         "description": "Stored (or already stored).",
                         "content": {"image/gif": {"schema": {"type": "string"}}},
                     },
-                    **_refusals("400", "405", "414", "431", "503", said={"400": EVENT_REFUSED}),
+                    **_refusals("400", "405", "414", "503", said={"400": EVENT_REFUSED}),
                 },
             }
         },
@@ -264,9 +269,7 @@ def _event_paths(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
                 ],
                 "responses": {
                     "204": {"description": "Stored."},
-                    **_refusals(
-                        "400", "405", "413", "414", "431", "503", said={"400": EVENT_REFUSED}
-                    ),
+                    **_refusals("400", "405", "413", "414", "503", said={"400": EVENT_REFUSED}),
                 },
             }
         },
@@ -333,7 +336,7 @@ def _operation_paths() -> dict[str, Any]:
                         "description": "It does not: `error` says why. Take the collector out.",
                         "content": _json(StoreHealth),
                     },
-                    **_refusals("400", "405", "414", "431", said=NO_PARAMETERS),
+                    **_refusals("400", "405", "414", said=NO_PARAMETERS),
                 },
             }
         },
@@ -343,7 +346,7 @@ def _operation_paths() -> dict[str, Any]:
                 "summary": "Prometheus metrics",
                 "responses": {
                     "200": _text("text/plain", "The Prometheus text format."),
-                    **_refusals("400", "405", "414", "431", said=NO_PARAMETERS),
+                    **_refusals("400", "405", "414", said=NO_PARAMETERS),
                 },
             }
         },
@@ -357,7 +360,7 @@ def _operation_paths() -> dict[str, Any]:
                 "responses": {
                     "200": _text("text/javascript", "The snippet (gzip if accepted)."),
                     "304": {"description": "Not modified: the ETag matched."},
-                    **_refusals("405", "431"),
+                    **_refusals("405"),
                 },
             }
         },
@@ -370,7 +373,7 @@ def _operation_paths() -> dict[str, Any]:
                         "description": "OpenAPI 3.1.",
                         "content": {"application/json": {"schema": {"type": "object"}}},
                     },
-                    **_refusals("400", "405", "414", "431", said=NO_PARAMETERS),
+                    **_refusals("400", "405", "414", said=NO_PARAMETERS),
                 },
             }
         },
