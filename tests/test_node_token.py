@@ -182,7 +182,7 @@ def test_node_tokens_are_counted_as_clicks_and_every_invalid_vector_refused(
     asked = Query(("bookshop",), now_ms - 3_600_000, now_ms + 3_600_000)
     report = store.reports.document(asked, "item")
     store.close()
-    assert report["totals"]["clicks"] == 4
-    assert {row["key"]: row["clicks"] for row in report["rows"]} == {
+    assert report.totals.clicks == 4
+    assert {row.key: row.clicks for row in report.rows} == {
         "emma": 2, "persuasion": 1, "Le Petit Prince 📖": 1,
     }  # fmt: skip

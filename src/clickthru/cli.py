@@ -262,8 +262,8 @@ def report(
     elif output == "csv":
         writer = csv.writer(sys.stdout)
         writer.writerow((by, *COUNT_FIELDS))
-        for row in document["rows"]:
-            writer.writerow(inert_row((row["key"], *(row[field] for field in COUNT_FIELDS))))
+        for row in document.rows:
+            writer.writerow(inert_row((row.key, *(getattr(row, f) for f in COUNT_FIELDS))))
     else:
         click.echo(report_table(document))
 

@@ -308,7 +308,7 @@ def test_reports_and_access_run_on_postgres_as_on_sqlite(store: Store, tmp_path:
         assert pg_health == sqlite_health and pg_health.duplicates == 5
         assert both[0].latest_clicks(asked, 5) == both[1].latest_clicks(asked, 5)
         assert list(both[0].export(asked)) == list(both[1].export(asked))
-    assert both[0].document(asked, "placement")["totals"]["clicks"] == 30
+    assert both[0].document(asked, "placement").totals.clicks == 30
     sqlite.close()
 
     access = store.access

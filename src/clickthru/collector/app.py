@@ -12,10 +12,12 @@ from collections.abc import AsyncIterator
 import msgspec
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
+from clickthru import openapi
+from clickthru.answers import json_response, store_health
 from clickthru.backend import Store, open_store
 from clickthru.collector import metrics
 from clickthru.collector.asgi import Receive, Scope, Send
@@ -33,6 +35,7 @@ HEALTH_TIMEOUT = 2.0
 GIL_SWITCH_INTERVAL = 0.001
 MAINTENANCE_EVERY = 5.0  # seconds; below the site cache's own refresh age, so it rarely reads
 MB = 1024 * 1024
+DOCUMENT_HEADERS = {"access-control-allow-origin": "*", "cache-control": "no-cache"}
 
 log = logging.getLogger(__name__)
 
@@ -106,19 +109,22 @@ def create_app(settings: Settings, store: Store | None = None) -> HotPaths:
             problem = ("disk_low", f"{free // MB} MB free, below the floor of {floor // MB} MB")
         if problem is None and status.get("spool", {}).get("full"):
             problem = ("spool_full", "the spool holds its most events; shipping is behind")
-        if problem is not None:
-            error_name, detail = problem
-            return JSONResponse({"ok": False, "error": error_name, "detail": detail, **status}, 503)
-        return JSONResponse({"ok": True, **status})
+        return json_response(store_health(status, problem), 200 if problem is None else 503)
 
     async def metrics_text(request: Request) -> Response:
         metrics.observe_status(await asyncio.to_thread(store.status))
         body, content_type = metrics.exposition()
         return Response(body, headers={"content-type": content_type})
 
+    described = msgspec.json.encode(openapi.document(settings))
+
+    async def api_document(request: Request) -> Response:
+        return Response(described, headers=DOCUMENT_HEADERS, media_type="application/json")
+
     routes = [
         Route("/healthz", healthz),
         Route("/metrics", metrics_text),
+        Route(openapi.PATH, api_document),  # before the API's /api/v1/{name}
         *Dashboard(store, settings.secure_cookies, settings.trust_forwarded_for).routes(),
     ]
     rest = Starlette(routes=routes, lifespan=lifespan, exception_handlers=EXCEPTION_HANDLERS)

@@ -9,6 +9,8 @@ from typing import Any
 
 import msgspec
 
+from clickthru.answers import Refusal
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -82,7 +84,14 @@ async def respond_json(send: Send, status: int, data: Any) -> None:
     await respond(send, status, _encode(data), JSON_ANSWER)
 
 
-async def error(send: Send, status: int, reason: str, detail: str | None = None) -> None:
+async def error(
+    send: Send, status: int, reason: str, detail: str | None = None, headers: Headers | None = None
+) -> None:
     """A clear refusal: status plus a JSON reason."""
-    payload = {"error": reason} if detail is None else {"error": reason, "detail": detail}
-    await respond_json(send, status, payload)
+    await respond(send, status, _encode(Refusal(reason, detail)), [*JSON_ANSWER, *(headers or [])])
+
+
+async def method_not_allowed(send: Send, *allowed: str) -> None:
+    """``405``, with the ``Allow`` header that names the methods there are."""
+    methods = ", ".join(allowed)
+    await error(send, 405, "method_not_allowed", f"use {methods}", [(b"allow", methods.encode())])

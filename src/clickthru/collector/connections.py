@@ -36,6 +36,8 @@ import msgspec
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
+from clickthru.answers import Refusal
+
 FILES_KEPT: Final = 128  # file descriptors left for the store, logs and the like
 
 
@@ -72,7 +74,7 @@ def raise_open_files_limit() -> int:
 
 
 def _answer(status: int, phrase: str, reason: str, detail: str) -> bytes:
-    body = msgspec.json.encode({"error": reason, "detail": detail})
+    body = msgspec.json.encode(Refusal(reason, detail))
     return b"".join(
         [
             f"HTTP/1.1 {status} {phrase}\r\n".encode(),

@@ -10,10 +10,11 @@ from typing import Any, Final
 
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.types import ASGIApp
 
 from clickthru import params
+from clickthru.answers import Refusal, json_response
 from clickthru.collector.asgi import Message, Receive, Scope, Send, error, header
 from clickthru.collector.metrics import UNEXPECTED
 from clickthru.dashboard import auth
@@ -83,16 +84,14 @@ class Bounded:
 async def internal_error(request: Request, exc: Exception) -> Response:
     """Starlette's answer to an exception in a route (the traceback is logged by
     ``guarded``, which the exception reaches next)."""
-    return JSONResponse(
-        {"error": "internal_error", "detail": "the collector failed; it is logged"}, 500
-    )
+    return json_response(Refusal("internal_error", "the collector failed; it is logged"), 500)
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
     """Starlette's own refusals (no such path, wrong method) as JSON reasons too."""
     assert isinstance(exc, HTTPException)
     reason = http.HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_")
-    return JSONResponse({"error": reason, "detail": exc.detail}, exc.status_code, exc.headers)
+    return json_response(Refusal(reason, exc.detail), exc.status_code, exc.headers)
 
 
 EXCEPTION_HANDLERS: dict[Any, Any] = {HTTPException: http_error, Exception: internal_error}

@@ -19,6 +19,7 @@ from urllib.parse import parse_qsl, urlsplit
 import msgspec
 
 from clickthru import params
+from clickthru.answers import Acknowledgement, RejectedEvent
 from clickthru.collector import metrics
 from clickthru.collector.asgi import (
     CORS,
@@ -31,6 +32,7 @@ from clickthru.collector.asgi import (
     Send,
     error,
     header,
+    method_not_allowed,
     read_body,
     respond,
     respond_json,
@@ -172,7 +174,7 @@ class Beacon(Receiver):
             await respond(send, 204, b"", PREFLIGHT)
             return
         if method != "POST":
-            await error(send, 405, "method_not_allowed", "use POST")
+            await method_not_allowed(send, "POST", "OPTIONS")
             return
         sender = self.sender(scope)
         limit = self.settings.max_body_bytes
@@ -224,20 +226,8 @@ class Beacon(Receiver):
         result = await self.store_judged(send, judged)
         if result is None:
             return
-        await respond_json(
-            send,
-            200,
-            {
-                "accepted": result.accepted,
-                "duplicates": result.duplicates,
-                "rejected": [
-                    {"index": r.index, "reason": r.reason, "detail": r.detail}
-                    if r.detail
-                    else {"index": r.index, "reason": r.reason}
-                    for r in judged.rejections
-                ],
-            },
-        )
+        rejected = [RejectedEvent(r.index, r.reason, r.detail or None) for r in judged.rejections]
+        await respond_json(send, 200, Acknowledgement(result.accepted, result.duplicates, rejected))
 
 
 class Pixel(Receiver):
@@ -245,7 +235,7 @@ class Pixel(Receiver):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["method"] != "GET":  # not HEAD: a prefetcher's probe is not a click
-            await error(send, 405, "method_not_allowed", "use GET")
+            await method_not_allowed(send, "GET")
             return
         sender = self.sender(scope)
         query = await self.read_query(send, scope, sender)
@@ -258,7 +248,7 @@ class Ping(Receiver):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["method"] != "POST":
-            await error(send, 405, "method_not_allowed", "use POST")
+            await method_not_allowed(send, "POST")
             return
         sender = self.sender(scope)
         try:

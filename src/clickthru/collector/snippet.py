@@ -6,7 +6,15 @@ import gzip
 import hashlib
 from importlib import resources
 
-from clickthru.collector.asgi import CORS, Receive, Scope, Send, error, header, respond
+from clickthru.collector.asgi import (
+    CORS,
+    Receive,
+    Scope,
+    Send,
+    header,
+    method_not_allowed,
+    respond,
+)
 
 # An hour: a fix reaches every page soon, while most page views hit the browser cache.
 CACHE_CONTROL = b"public, max-age=3600"
@@ -31,7 +39,7 @@ class Snippet:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["method"] not in ("GET", "HEAD"):
-            await error(send, 405, "method_not_allowed", "use GET")
+            await method_not_allowed(send, "GET", "HEAD")
             return
         if header(scope, b"if-none-match") == self.etag:
             await respond(send, 304, b"", self.headers)

@@ -1,7 +1,9 @@
 """``/api/v1``: the reports as JSON or CSV, and raw events as CSV or NDJSON, streamed.
 
 Every answer is for the sites the caller may see: no credentials, 401; a site that is not
-theirs, 403. Bad parameters get 400 with a JSON reason.
+theirs, 403. Bad parameters get 400 with a JSON reason. Each endpoint reads its query only
+through the parameters ``READS`` lists for it, which is what the OpenAPI document
+(``clickthru.openapi``) says it takes.
 """
 
 from __future__ import annotations
@@ -9,29 +11,78 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import msgspec
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import QueryParams
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import Response, StreamingResponse
 
-from clickthru import params
+from clickthru.answers import Refusal, json_response
 from clickthru.backend import Store
 from clickthru.cells import inert_row
-from clickthru.clock import now_ms, parse_moment
+from clickthru.clock import now_ms
 from clickthru.dashboard.auth import Gate, Visitor
+from clickthru.dashboard.parameters import (
+    MOMENTS,
+    Choice,
+    Moment,
+    Names,
+    Parameter,
+    Switch,
+    Whole,
+)
+from clickthru.params import MAX_INT64, BadParameter
 from clickthru.reports import (
     COUNT_FIELDS,
     EXPORT_COLUMNS,
     GROUPINGS,
-    Grouping,
+    DataHealth,
+    ExportedEvent,
+    LatestClicks,
     Query,
     Reports,
+    SiteList,
 )
 
+T = TypeVar("T")
 DEFAULT_SINCE = "7d"
 MAX_LIMIT = 1000
+
+SITE = Names("site", "A site to report on; repeat it for several. Default: every site you see.")
+SINCE = Moment(
+    "since", f"Where the range starts. {MOMENTS}. Default: {DEFAULT_SINCE}.", DEFAULT_SINCE
+)
+UNTIL = Moment("until", f"Where the range ends (not included). {MOMENTS}. Default: now.", None)
+BOTS = Switch("bots", "Count bot-flagged events too (1); they are left out by default.")
+ASKED = (SITE, SINCE, UNTIL, BOTS)  # every endpoint's question
+BY = Choice(
+    "by", "What each row is: a placement, an item, a position, a UTC day or hour.",
+    GROUPINGS, "placement",
+)  # fmt: skip
+ROWS = Whole(
+    "limit", "At most this many rows (by placement or item, the most clicked). Default: all.",
+    1, MAX_LIMIT,
+)  # fmt: skip
+CLICKS = Whole("limit", "At most this many clicks.", 1, MAX_LIMIT, 20)
+AFTER = Whole(
+    "after", "Only clicks after this one (its seq): poll with the newest seq you have.",
+    0, MAX_INT64, 0,
+)  # fmt: skip
+TABLE = Choice(
+    "format", "JSON, or CSV: a report's rows; health's refused events by reason.",
+    ("json", "csv"), "json",
+)  # fmt: skip
+EVENTS = Choice("format", "CSV, or NDJSON: one JSON object a line.", ("csv", "ndjson"), "csv")
+READS: dict[str, tuple[Parameter[Any], ...]] = {
+    "sites": ASKED,
+    "report": (*ASKED, BY, ROWS, TABLE),
+    "health": (*ASKED, TABLE),
+    "latest": (*ASKED, AFTER, CLICKS),
+    "export": (*ASKED, EVENTS),
+}
 
 
 class Refused(Exception):
@@ -40,13 +91,51 @@ class Refused(Exception):
         self.status, self.reason, self.detail = status, reason, detail
 
     def response(self) -> Response:
-        return JSONResponse({"error": self.reason, "detail": self.detail}, self.status)
+        return json_response(Refusal(self.reason, self.detail), self.status)
+
+
+@dataclass(frozen=True)
+class Arguments:
+    """A request's query, read through the parameters its endpoint declares."""
+
+    query: QueryParams
+    declared: tuple[Parameter[Any], ...]
+
+    def __getitem__(self, parameter: Parameter[T]) -> T:
+        if not any(parameter is known for known in self.declared):  # a bug, not the client's
+            raise LookupError(f"{parameter.name} is not in READS for this endpoint")
+        try:
+            return parameter.read(self.query)
+        except BadParameter as error:
+            raise Refused(400, "bad_parameter", str(error)) from None
 
 
 def visible_sites(store: Store, visitor: Visitor) -> list[str]:
     if visitor.user.operator:
         return [site.name for site in store.admin.sites()]
     return list(visitor.user.sites)
+
+
+def query_for(
+    visitor: Visitor,
+    visible: list[str],
+    asked: list[str],
+    since: int | None,
+    until: int | None,
+    bots: bool,
+) -> Query:
+    """The sites, range and bot switch a request asks for, checked against who asks and
+    the sites they see (``visible_sites``, read once per request by the caller)."""
+    for site in asked:
+        if not visitor.user.may_see(site):
+            raise Refused(403, "forbidden", f"no access to the site {site!r}")
+        if site not in visible:
+            raise Refused(404, "unknown_site", f"no site named {site!r}")
+    assert since is not None  # SINCE has a default
+    until = now_ms() if until is None else until
+    if since >= until:
+        raise Refused(400, "bad_parameter", "since must be before until")
+    return Query(tuple(asked or visible), since, until, bots)
 
 
 def build_query(
@@ -57,24 +146,12 @@ def build_query(
     until_text: str | None,
     bots: str | None,
 ) -> Query:
-    """The sites, range and bot switch a request asks for, checked against who asks and
-    the sites they see (``visible_sites``, read once per request by the caller)."""
-    for site in asked:
-        if not visitor.user.may_see(site):
-            raise Refused(403, "forbidden", f"no access to the site {site!r}")
-        if site not in visible:
-            raise Refused(404, "unknown_site", f"no site named {site!r}")
+    """``query_for`` from the texts of a request (or a dashboard page's form)."""
     try:
-        since = parse_moment(since_text or DEFAULT_SINCE)
-        until = parse_moment(until_text) if until_text else now_ms()
-    except ValueError as error:
+        since, until, with_bots = SINCE.parse(since_text), UNTIL.parse(until_text), BOTS.parse(bots)
+    except BadParameter as error:
         raise Refused(400, "bad_parameter", str(error)) from None
-    if since >= until:
-        raise Refused(400, "bad_parameter", "since must be before until")
-    bots = bots or "0"
-    if bots not in ("0", "1", "true", "false"):
-        raise Refused(400, "bad_parameter", "bots is 0 or 1")
-    return Query(tuple(asked or visible), since, until, bots in ("1", "true"))
+    return query_for(visitor, visible, asked, since, until, with_bots)
 
 
 def csv_response(header: Sequence[str], rows: Iterator[Sequence[object]], name: str) -> Response:
@@ -105,23 +182,17 @@ class ReportsAPI:
         self.gate = gate
         self.reports: Reports = store.reports
 
-    async def _visitor_and_query(self, request: Request) -> tuple[Visitor, Query]:
+    async def _visitor_and_query(self, request: Request, args: Arguments) -> tuple[Visitor, Query]:
         visitor = await self.gate.visitor(request)
         if visitor is None:
             raise Refused(401, "unauthenticated", "sign in, or send Authorization: Bearer KEY")
-        params = request.query_params
         visible = await run_in_threadpool(visible_sites, self.store, visitor)
-        query = build_query(
-            visitor,
-            visible,
-            params.getlist("site"),
-            params.get("since"),
-            params.get("until"),
-            params.get("bots"),
-        )
+        asked = args[SITE]
+        query = query_for(visitor, visible, asked, args[SINCE], args[UNTIL], args[BOTS])
         return visitor, query
 
     async def handle(self, request: Request) -> Response:
+        name = request.path_params["name"]
         try:
             endpoint = {
                 "sites": self.sites,
@@ -129,74 +200,55 @@ class ReportsAPI:
                 "health": self.health,
                 "latest": self.latest,
                 "export": self.export,
-            }.get(request.path_params["name"])
+            }.get(name)
             if endpoint is None:
                 raise Refused(404, "not_found", "no such report")
-            return await endpoint(request)
+            return await endpoint(request, Arguments(request.query_params, READS[name]))
         except Refused as refused:
             return refused.response()
 
-    async def sites(self, request: Request) -> Response:
-        _, query = await self._visitor_and_query(request)
-        return JSONResponse({"sites": list(query.sites)})
+    async def sites(self, request: Request, args: Arguments) -> Response:
+        _, query = await self._visitor_and_query(request, args)
+        return json_response(SiteList(list(query.sites)))
 
-    async def report(self, request: Request) -> Response:
-        _, query = await self._visitor_and_query(request)
-        by = request.query_params.get("by", "placement")
-        if by not in GROUPINGS:
-            raise Refused(400, "bad_parameter", f"by is one of {', '.join(GROUPINGS)}")
-        grouping: Grouping = by
-        limit = _limit(request)
-        document = await run_in_threadpool(self.reports.document, query, grouping, limit)
-        if request.query_params.get("format") == "csv":
+    async def report(self, request: Request, args: Arguments) -> Response:
+        _, query = await self._visitor_and_query(request, args)
+        by, limit, table = args[BY], args[ROWS], args[TABLE]
+        document = await run_in_threadpool(self.reports.document, query, by, limit)
+        if table == "csv":
             header = (by, *COUNT_FIELDS)
             lines = (
-                [row["key"], *(row[field] for field in COUNT_FIELDS)] for row in document["rows"]
+                [row.key, *(getattr(row, field) for field in COUNT_FIELDS)] for row in document.rows
             )
             return csv_response(header, lines, f"clickthru-{by}")
-        return JSONResponse(document)
+        return json_response(document)
 
-    async def health(self, request: Request) -> Response:
-        visitor, query = await self._visitor_and_query(request)
+    async def health(self, request: Request, args: Arguments) -> Response:
+        visitor, query = await self._visitor_and_query(request, args)
+        table = args[TABLE]
         health = await run_in_threadpool(self.reports.health, query, visitor.user.operator)
-        if request.query_params.get("format") == "csv":
+        if table == "csv":
             return csv_response(
                 ("reason", "count"), iter(health.rejects_by_reason), "clickthru-rejects"
             )
-        return JSONResponse(
-            {
-                **_range(query),
-                "events": health.events,
-                "bot_events": health.bot_events,
-                "bot_share": health.bot_share,
-                "duplicates": health.duplicates,
-                "rejected": health.rejected,
-                "rejects_by_reason": dict(health.rejects_by_reason),
-            }
-        )
+        return json_response(DataHealth.of(query, health))
 
-    async def latest(self, request: Request) -> Response:
-        _, query = await self._visitor_and_query(request)
-        try:
-            after = params.integer(
-                request.query_params.get("after"), "after (an event's seq)", 0, params.MAX_INT64, 0
-            )
-        except params.BadParameter as error:
-            raise Refused(400, "bad_parameter", str(error)) from None
-        clicks = await run_in_threadpool(
-            self.reports.latest_clicks, query, _limit(request) or 20, after
-        )
-        return JSONResponse({"clicks": [msgspec.to_builtins(click) for click in clicks]})
+    async def latest(self, request: Request, args: Arguments) -> Response:
+        _, query = await self._visitor_and_query(request, args)
+        after, limit = args[AFTER], args[CLICKS]
+        assert after is not None and limit is not None  # both have defaults
+        clicks = await run_in_threadpool(self.reports.latest_clicks, query, limit, after)
+        return json_response(LatestClicks(clicks))
 
-    async def export(self, request: Request) -> Response:
-        _, query = await self._visitor_and_query(request)
+    async def export(self, request: Request, args: Arguments) -> Response:
+        _, query = await self._visitor_and_query(request, args)
         rows = self.reports.export(query)
-        if request.query_params.get("format", "csv") == "ndjson":
+        if args[EVENTS] == "ndjson":
             encode = msgspec.json.encode
 
             def lines() -> Iterator[bytes]:
                 for row in rows:
-                    yield encode(dict(zip(EXPORT_COLUMNS, inert_row(row), strict=True))) + b"\n"
+                    yield encode(ExportedEvent.of(inert_row(row))) + b"\n"
 
             return StreamingResponse(
                 lines(),
@@ -204,22 +256,3 @@ class ReportsAPI:
                 headers={"content-disposition": 'attachment; filename="clickthru-events.ndjson"'},
             )
         return csv_response(EXPORT_COLUMNS, rows, "clickthru-events")
-
-
-def _limit(request: Request) -> int | None:
-    text = request.query_params.get("limit")
-    if text is None:
-        return None
-    try:
-        return params.integer(text, "limit", 1, MAX_LIMIT, 0)
-    except params.BadParameter as error:
-        raise Refused(400, "bad_parameter", str(error)) from None
-
-
-def _range(query: Query) -> dict[str, Any]:
-    return {
-        "sites": list(query.sites),
-        "since": query.since_ms,
-        "until": query.until_ms,
-        "bots": query.bots,
-    }

@@ -1,13 +1,23 @@
 """What a report is: the question (sites, range, bots), its rows and counts, and the
-document the API answers and ``clickthru report --format json`` prints."""
+documents the API answers (``clickthru report --format json`` prints the same ``Report``).
+
+The documents are msgspec Structs: the API encodes its answers from them, and the OpenAPI
+document (``clickthru.openapi``) is made from their JSON Schema, so the two cannot differ.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+
+import msgspec
 
 Grouping = Literal["placement", "item", "position", "day", "hour"]
 GROUPINGS: tuple[Grouping, ...] = ("placement", "item", "position", "day", "hour")
+
+Count = Annotated[int, msgspec.Meta(ge=0)]
+UnixMs = Annotated[int, msgspec.Meta(ge=0, description="unix ms")]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,35 +61,158 @@ class Health:
         return self.bot_events / self.events if self.events else None
 
 
-@dataclass(frozen=True, slots=True)
-class Click:
-    seq: int
-    received_at: int
+class Click(msgspec.Struct, frozen=True):
+    """One stored click, as the live table shows it."""
+
+    seq: Annotated[int, msgspec.Meta(ge=1, description="arrival order; `after` in /latest")]
+    received_at: UnixMs
     site: str
     placement: str
     item: str
-    position: int
+    position: Annotated[int, msgspec.Meta(ge=1)]
     list_id: str
     page: str | None
     dest: str | None
     bot: bool
 
 
-EXPORT_COLUMNS = (
-    "seq", "id", "kind", "site", "list_id", "item", "position", "placement", "received_at",
-    "client_ts", "page", "dest", "via", "origin", "bot",
-)  # fmt: skip
+class ExportedEvent(msgspec.Struct, frozen=True):
+    """One raw event, as a line of an NDJSON export (a CSV export has the same columns).
+    Text a spreadsheet would run as a formula (starting with =, +, -, @, a tab or a carriage
+    return) has a ' put in front."""
+
+    seq: Annotated[int, msgspec.Meta(ge=1)]
+    id: str
+    kind: Literal["click", "view", "serve"]
+    site: str
+    list_id: str
+    item: str
+    position: Annotated[int, msgspec.Meta(ge=1)]
+    placement: str
+    received_at: UnixMs
+    client_ts: Annotated[int, msgspec.Meta(description="the client's clock, unix ms")] | None
+    page: str | None
+    dest: str | None
+    via: Literal["beacon", "fetch", "img", "ping", "server"] | None
+    origin: str | None
+    bot: Annotated[int, msgspec.Meta(ge=0, le=1, description="1: flagged as a bot")]
+
+    @classmethod
+    def of(cls, row: Sequence[object]) -> ExportedEvent:
+        """From a row of ``Reports.export`` (the columns in this order), unchecked."""
+        return cls(*row)  # type: ignore[arg-type]
 
 
-COUNT_FIELDS = ("clicks", "views", "serves", "unique_clicks", "unique_views", "ctr")
+EXPORT_COLUMNS: tuple[str, ...] = ExportedEvent.__struct_fields__  # CSV's columns too
 
 
-def counts_json(counts: Counts) -> dict[str, Any]:
+class Figures(msgspec.Struct, frozen=True):
+    """Counts as a report states them, with the CTR."""
+
+    clicks: Count
+    views: Count
+    serves: Count
+    unique_clicks: Annotated[int, msgspec.Meta(ge=0, description="each (list, item) once")]
+    unique_views: Annotated[int, msgspec.Meta(ge=0, description="each (list, item) once")]
+    ctr: Annotated[float, msgspec.Meta(ge=0, description="unique clicks / unique views")] | None
+
+    @classmethod
+    def of(cls, counts: Counts) -> Figures:
+        return cls(
+            counts.clicks,
+            counts.views,
+            counts.serves,
+            counts.unique_clicks,
+            counts.unique_views,
+            counts.ctr,
+        )
+
+
+COUNT_FIELDS: tuple[str, ...] = Figures.__struct_fields__
+
+
+class ReportRow(Figures, frozen=True):
+    """One row of a report: what it counts (`key`) and its counts."""
+
+    key: Annotated[
+        str | int,
+        msgspec.Meta(
+            description="the placement, item or position; by day or hour, the bucket's start"
+            " (unix ms)"
+        ),
+    ]
+
+    @classmethod
+    def of_row(cls, row: Row) -> ReportRow:
+        return cls(**msgspec.structs.asdict(Figures.of(row.counts)), key=row.key)
+
+
+class Asked(msgspec.Struct, frozen=True, kw_only=True):
+    """The question a document answers: its sites, its range (since <= t < until) and
+    whether bot-flagged events count."""
+
+    sites: list[str]
+    since: UnixMs
+    until: UnixMs
+    bots: bool
+
+
+def asked(query: Query) -> dict[str, Any]:
+    """A query as the fields of ``Asked``."""
     return {
-        "clicks": counts.clicks,
-        "views": counts.views,
-        "serves": counts.serves,
-        "unique_clicks": counts.unique_clicks,
-        "unique_views": counts.unique_views,
-        "ctr": counts.ctr,
+        "sites": list(query.sites),
+        "since": query.since_ms,
+        "until": query.until_ms,
+        "bots": query.bots,
     }
+
+
+class Report(Asked, frozen=True, kw_only=True):
+    """CTR, clicks and views, in total and grouped `by` placement, item, position, day or
+    hour."""
+
+    by: Grouping
+    totals: Figures
+    rows: list[ReportRow]
+    # Counting trails storing by seconds: events received before this are counted.
+    counted_until: Annotated[
+        int, msgspec.Meta(ge=0, description="unix ms: every event received before it is counted")
+    ]
+    uncounted_events: Annotated[
+        int, msgspec.Meta(ge=0, description="events stored and not counted yet")
+    ]
+
+
+class DataHealth(Asked, frozen=True, kw_only=True):
+    """What arrived in the range: events stored, bots among them, duplicates, refusals."""
+
+    events: Annotated[int, msgspec.Meta(ge=0, description="stored, bots included")]
+    bot_events: Count
+    bot_share: Annotated[float, msgspec.Meta(ge=0, le=1)] | None
+    duplicates: Count
+    rejected: Count
+    rejects_by_reason: dict[str, Count]
+
+    @classmethod
+    def of(cls, query: Query, health: Health) -> DataHealth:
+        return cls(
+            **asked(query),
+            events=health.events,
+            bot_events=health.bot_events,
+            bot_share=health.bot_share,
+            duplicates=health.duplicates,
+            rejected=health.rejected,
+            rejects_by_reason=dict(health.rejects_by_reason),
+        )
+
+
+class LatestClicks(msgspec.Struct, frozen=True):
+    """The latest clicks, newest first."""
+
+    clicks: list[Click]
+
+
+class SiteList(msgspec.Struct, frozen=True):
+    """The sites a caller sees (or asked for, of those)."""
+
+    sites: list[str]

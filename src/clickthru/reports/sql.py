@@ -4,18 +4,20 @@ of a rollup table (``?`` parameters; the PostgreSQL database adapts them)."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any
 
 from clickthru.clock import DAY_MS, HOUR_MS
 from clickthru.reports.model import (
     EXPORT_COLUMNS,
     Click,
     Counts,
+    Figures,
     Grouping,
     Health,
     Query,
+    Report,
+    ReportRow,
     Row,
-    counts_json,
+    asked,
 )
 from clickthru.store.aggregator import Aggregator, Lag
 from clickthru.store.database import Database
@@ -60,22 +62,18 @@ class Reports:
         """How far the counters trail the stored events."""
         return self._aggregator.lag()
 
-    def document(self, query: Query, by: Grouping, limit: int | None = None) -> dict[str, Any]:
+    def document(self, query: Query, by: Grouping, limit: int | None = None) -> Report:
         """One report as the API answers it and ``clickthru report --format json`` prints it."""
         rows = self.grouped(query, by, limit)
         lag = self.freshness()
-        return {
-            "sites": list(query.sites),
-            "since": query.since_ms,
-            "until": query.until_ms,
-            "bots": query.bots,
-            "by": by,
-            "totals": counts_json(self.totals(query)),
-            "rows": [{"key": row.key, **counts_json(row.counts)} for row in rows],
-            # Counting trails storing by seconds: events received before this are counted.
-            "counted_until": lag.counted_until,
-            "uncounted_events": lag.events,
-        }
+        return Report(
+            **asked(query),
+            by=by,
+            totals=Figures.of(self.totals(query)),
+            rows=[ReportRow.of_row(row) for row in rows],
+            counted_until=lag.counted_until,
+            uncounted_events=lag.events,
+        )
 
     def totals(self, query: Query) -> Counts:
         where, params = _where(query, "hour")

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from clickthru.reports.model import Report
+
 COLUMNS = ("views", "clicks", "unique_views", "unique_clicks", "ctr")
 HEADERS = ("views", "clicks", "unique views", "unique clicks", "CTR")
 
@@ -22,17 +24,17 @@ def _key(by: str, key: Any) -> str:
     return str(key)
 
 
-def report_table(document: dict[str, Any]) -> str:
+def report_table(document: Report) -> str:
     """A report document (``Reports.document``) as aligned columns."""
-    by = document["by"]
-    if not document["rows"]:
+    by = document.by
+    if not document.rows:
         return "no clicks or views in this range"
     cells: list[tuple[str, ...]] = [(by, *HEADERS)]
     cells += [
-        (_key(by, row["key"]), *(_cell(field, row[field]) for field in COLUMNS))
-        for row in document["rows"]
+        (_key(by, row.key), *(_cell(field, getattr(row, field)) for field in COLUMNS))
+        for row in document.rows
     ]
-    cells.append(("total", *(_cell(field, document["totals"][field]) for field in COLUMNS)))
+    cells.append(("total", *(_cell(field, getattr(document.totals, field)) for field in COLUMNS)))
     widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
     lines = [
         "  ".join(
@@ -43,10 +45,10 @@ def report_table(document: dict[str, Any]) -> str:
     rule = "  ".join("-" * width for width in widths)
     lines.insert(1, rule)
     lines.insert(len(lines) - 1, rule)
-    if document.get("uncounted_events"):
-        moment = datetime.fromtimestamp(document["counted_until"] / 1000, UTC)
+    if document.uncounted_events:
+        moment = datetime.fromtimestamp(document.counted_until / 1000, UTC)
         lines.append(
             f"counted up to {moment:%Y-%m-%d %H:%M:%S} UTC;"
-            f" {document['uncounted_events']} events stored since are not counted yet"
+            f" {document.uncounted_events} events stored since are not counted yet"
         )
     return "\n".join(lines)
