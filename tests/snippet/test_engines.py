@@ -74,7 +74,9 @@ def test_every_click_is_stored_once_whatever_the_collector_did(
             tab.open(world.site.url(page))
     delays = [visit.delay for visit in tab.visits if visit.clicked_at is not None]
     assert len(delays) == len(kinds)
-    assert statistics.median(delays) < 50  # a loose guard; bench/ has the fine figures
+    # Not held back: a snippet that waited for its request would wait out a slow (3 s) or
+    # hanging collector. The milliseconds are bench/snippet_navigation.py's to measure.
+    assert statistics.median(delays) < 1000
 
     world.a.set_mode("up")
     tab.open(world.site.url(Page(endpoints=world.a.url, list_id="back", links=1)))

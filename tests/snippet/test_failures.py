@@ -57,9 +57,9 @@ def test_navigation_is_never_held_back(world: World, context: BrowserContext, st
     page = Page(endpoints=endpoint(world, state), list_id=f"navigate-{state}", links=5)
     delays = click_through(world, visitor, page, CLICKS)
     print(state, f"median {statistics.median(delays):.1f} ms, max {max(delays):.1f} ms")
-    # Loose guards against a snippet that waits; the fine figures are bench/'s.
-    assert statistics.median(delays) < 50
-    assert max(delays) < 1000
+    # A guard against a snippet that waits: it would wait out a slow (3 s) or hanging
+    # collector. The milliseconds are bench/snippet_navigation.py's to measure.
+    assert statistics.median(delays) < 1000
 
 
 @pytest.mark.parametrize("outage", [o for o in OUTAGES if o != "unresolvable"])
