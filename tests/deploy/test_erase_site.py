@@ -26,10 +26,15 @@ def counted(dcs: Deployment) -> bool:
     return bool(done)
 
 
+UNTIL = now_ms() + DAY_MS
+
+
 def numbers(dcs: Deployment, site: str) -> Any:
-    query = Query((site,), 0, now_ms() + DAY_MS, True)
+    """The site's counters and health (not when they were read)."""
+    query = Query((site,), 0, UNTIL, True)
     reports = dcs.pg.reports
-    return [reports.document(query, by, None) for by in ("day", "item")], reports.health(query)
+    documents = [reports.document(query, by, None) for by in ("day", "item", "position")]
+    return [(d.totals, d.rows) for d in documents], reports.health(query)
 
 
 def test_erasing_a_site_leaves_no_trace_in_postgresql_or_any_spool(dcs: Deployment) -> None:
