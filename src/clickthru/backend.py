@@ -71,8 +71,8 @@ class Store:
         purge: bool = False,
     ) -> None:
         """Start what runs beside the requests: the spool's forwarder, counting
-        (``aggregate``; one process per database counts, the others stand by) and purging
-        (``purge``; likewise)."""
+        (``aggregate``; one process per database counts, the others stand by), reading
+        the retention status, and purging (``purge``; one process per database)."""
         self.sink_db.health.commit_observer = on_commit
         self.sink_db.health.failure_observer = on_failure
         if self.spool is not None:
@@ -80,9 +80,9 @@ class Store:
         if aggregate:
             self.follower = Follower(self.aggregator)
             self.follower.start()
-        if purge:
-            self.purging = Purging(self.purger, self.purger.rules.retention.purge_every)
-            self.purging.start()
+        every = self.purger.rules.retention.purge_every
+        self.purging = Purging(self.purger, every, enabled=purge)
+        self.purging.start()
 
     def close(self) -> None:
         if self.follower is not None:
@@ -129,14 +129,9 @@ class Store:
         return found
 
     def _retention(self) -> dict[str, Any] | None:
-        """Rows purged and the oldest kept; None while the store does not answer."""
-        try:
-            if self.purging is not None:
-                return self.purging.status()
-            return self.purger.status().answer()
-        except Exception as error:
-            log.warning("reading the retention status failed: %s", error)
-            return None
+        """Rows purged and the oldest kept, as last read beside the requests (a store that
+        does not answer must not hold up /healthz)."""
+        return self.purging.status() if self.purging is not None else None
 
 
 class LagProbe:

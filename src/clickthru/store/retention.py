@@ -19,10 +19,9 @@ are kept ``event_ids_days`` (8) from receipt: the ids of events purged sooner ar
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -39,7 +38,7 @@ BUDGET = 0.010  # seconds a batch may hold the writer (an acknowledgement waits 
 FIRST_BATCH = 500
 MOST_BATCH = 20_000
 QUIET = 3.0  # between batches the writer is free at least this many times a batch's time
-STATUS_AGE = 10.0  # seconds a status reading is reused
+STATUS_EVERY = 10.0  # seconds between readings of the status, off the request path
 RETRY_LEAD = 60.0
 
 RECORD = (
@@ -131,8 +130,6 @@ class Purger:
     rules: Rules
     batch: int = FIRST_BATCH
     budget: float = BUDGET
-    _status: tuple[float, PurgeStatus] | None = field(default=None, init=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 
     def sites(self) -> list[str]:
         return [name for (name,) in self.db.connection().execute("SELECT name FROM sites")]
@@ -184,7 +181,6 @@ class Purger:
                     break
                 if pause is not None and not pause(took):
                     return removed
-        self._status = None
         return removed
 
     # -- one batch ---------------------------------------------------------------------
@@ -263,10 +259,7 @@ class Purger:
     # -- status ------------------------------------------------------------------------
 
     def status(self) -> PurgeStatus:
-        """Rows purged and the oldest kept, read at most every STATUS_AGE seconds."""
-        with self._lock:
-            if self._status is not None and time.monotonic() - self._status[0] < STATUS_AGE:
-                return self._status[1]
+        """Rows purged and the oldest kept, read now."""
         conn = self.db.connection()
         purged = dict.fromkeys(KINDS, 0)
         for kind, removed in conn.execute("SELECT kind, sum(removed) FROM purged GROUP BY kind"):
@@ -279,64 +272,75 @@ class Purger:
             if first is not None and (oldest_event is None or first < oldest_event):
                 oldest_event = int(first)
         (oldest_reject,) = conn.execute("SELECT min(received_at) FROM rejects").fetchone()
-        found = PurgeStatus(
+        return PurgeStatus(
             purged, {"events": oldest_event, "rejects": oldest_reject and int(oldest_reject)}
         )
-        with self._lock:
-            self._status = (time.monotonic(), found)
-        return found
 
 
 class Purging(BackgroundThread):
     """Purges in the background, at a quiet rate, while this process holds the lead (one
-    process per database purges)."""
+    process per database purges), when ``enabled``; and reads the status every few
+    seconds, so that /healthz and /metrics never wait on the store for it."""
 
     thread_name = "clickthru-purger"
 
-    def __init__(self, purger: Purger, every: float) -> None:
+    def __init__(self, purger: Purger, every: float, enabled: bool = True) -> None:
         super().__init__()
         self.purger = purger
         self.every = every
+        self.enabled = enabled
         self.leading = False
         self.last_purge: float | None = None
         self.last_error: str | None = None
+        self.latest: PurgeStatus | None = None
 
     def _pause(self, took: float) -> bool:
         return not self.stopping.wait(max(0.02, took * QUIET))
 
     def run(self) -> None:
         lease: Lease | None = None
+        try_lead = next_round = time.monotonic()
         try:
             while not self.stopping.is_set():
-                if lease is None:
+                if self.enabled and lease is None and time.monotonic() >= try_lead:
                     try:
                         lease = self.purger.db.lead("purger")
                     except Exception as error:  # the database is away: later
                         self.last_error = str(error)
                     self.leading = lease is not None
-                if lease is None:
-                    self.stopping.wait(RETRY_LEAD)
-                    continue
+                    try_lead = time.monotonic() + RETRY_LEAD
+                if lease is not None and time.monotonic() >= next_round:
+                    self._round()
+                    next_round = time.monotonic() + self.every
                 try:
-                    removed = self.purger.purge(pause=self._pause)
-                except Exception as error:  # keep the collector going; the next round retries
-                    log.warning("purging failed: %s", error)
-                    self.last_error = str(error)
-                else:
-                    self.last_error = None
-                    self.last_purge = time.time()
-                    if any(removed.values()):
-                        said = ", ".join(f"{n} {k}" for k, n in removed.items() if n)
-                        log.info("purged %s", said)
-                self.stopping.wait(self.every)
+                    self.latest = self.purger.status()
+                except Exception as error:  # the database is away: the last reading stays
+                    log.debug("reading the retention status failed: %s", error)
+                self.stopping.wait(STATUS_EVERY)
         finally:
             self.leading = False
             if lease is not None:
                 lease.release()
 
-    def status(self) -> dict[str, Any]:
-        found = self.purger.status()
-        found.purging_here = self.leading
-        found.last_purge = self.last_purge
-        found.last_error = self.last_error
-        return found.answer()
+    def _round(self) -> None:
+        try:
+            removed = self.purger.purge(pause=self._pause)
+        except Exception as error:  # keep the collector going; the next round retries
+            log.warning("purging failed: %s", error)
+            self.last_error = str(error)
+            return
+        self.last_error = None
+        self.last_purge = time.time()
+        if any(removed.values()):
+            said = ", ".join(f"{n} {k}" for k, n in removed.items() if n)
+            log.info("purged %s", said)
+
+    def status(self) -> dict[str, Any] | None:
+        """The last reading (None before the first)."""
+        if self.latest is None:
+            return None
+        found = self.latest.answer()
+        found.update(
+            purging_here=self.leading, last_purge=self.last_purge, last_error=self.last_error
+        )
+        return found
