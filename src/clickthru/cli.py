@@ -224,10 +224,15 @@ def purge(ctx: Context, dry_run: bool) -> None:
     started = time.perf_counter()
     # Between batches the writer is left free as long as a batch held it: collectors
     # acknowledging meanwhile wait at most one batch, and seldom.
-    removed = store.purger.purge(pause=lambda took: time.sleep(took) is None)
+    removed = store.purger.purge(pause=_rest)
     for kind, count in removed.items():
         click.echo(f"{kind}\t{count} rows purged")
     click.echo(f"purged in {time.perf_counter() - started:.1f} s")
+
+
+def _rest(seconds: float) -> bool:
+    time.sleep(seconds)
+    return True
 
 
 @cli.command("backup")
