@@ -198,7 +198,6 @@ def site_erase(ctx: Context, name: str, yes: bool) -> None:
     from clickthru.store.erase import SETTLE, SiteEraser
 
     store = ctx.store()
-    store.admin.site(name)  # no such site: say so before asking anything
     if not yes and click.prompt(f"Type the site's name to erase {name}") != name:
         raise click.ClickException("the name typed differs: nothing erased")
     click.echo(f"erasing {name} (and once more after {SETTLE:.0f} s, for what collectors took)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 from typing import Any
@@ -29,12 +30,20 @@ from clickthru.errors import StoreError
 from clickthru.reports import Query, Reports
 from clickthru.store.erase import SETTLE, SiteEraser
 
+log = logging.getLogger(__name__)
 PAGES = ("overview", "placements", "items", "positions", "health")
 TOP_ITEMS = 20
 
 
 def html(body: str, status: int = 200) -> HTMLResponse:
     return HTMLResponse(body, status, headers=SECURITY_HEADERS)
+
+
+def _sweep_again(eraser: SiteEraser, name: str) -> None:
+    try:
+        eraser.sweep(name)
+    except Exception:  # the store closed meanwhile, say: the operator can erase again
+        log.exception("sweeping %s again failed", name)
 
 
 class Dashboard:
@@ -138,7 +147,7 @@ class Dashboard:
         except StoreError as error:
             return html(pages.render_error(404, str(error)), 404)
         # Once more when every collector has re-read its sites, for what they took meanwhile.
-        later = threading.Timer(SETTLE, eraser.sweep, (name,))
+        later = threading.Timer(SETTLE, _sweep_again, (eraser, name))
         later.daemon = True
         later.start()
         return html(pages.render_erased(name, removed))

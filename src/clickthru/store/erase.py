@@ -49,11 +49,12 @@ class SiteEraser:
         self, name: str, settle: float = SETTLE, wait: Callable[[float], Any] = time.sleep
     ) -> dict[str, int]:
         """Removes every row of the site; returns the rows removed, by table."""
-        if (
-            not self.db.connection()
-            .execute("SELECT 1 FROM sites WHERE name = ?", (name,))
-            .fetchone()
-        ):
+        conn = self.db.connection()
+        known = conn.execute("SELECT 1 FROM sites WHERE name = ?", (name,)).fetchone()
+        erased = conn.execute(  # erased before: sweep again, for anything left behind
+            "SELECT 1 FROM erased_sites WHERE name_hash = ?", (hash_site(name),)
+        ).fetchone()
+        if not known and not erased:
             raise StoreError(f"no site named {name!r}")
         removed = self.sweep(name)
         if settle > 0:
