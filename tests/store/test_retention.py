@@ -207,3 +207,21 @@ def test_expired_and_old_sessions_go(url: str, store: Store) -> None:
     assert removed["sessions"] == 1
     assert store.access.session(old) is None
     assert store.access.session(new) is not None
+
+
+def test_retention_is_read_from_the_settings_file_per_site(tmp_path: Path) -> None:
+    from clickthru.config import load_settings
+    from clickthru.errors import ConfigError
+    from clickthru.store.retention import Rules
+
+    toml = tmp_path / "clickthru.toml"
+    toml.write_text(
+        "[retention]\nevents_days = 90\n[retention.sites.brief]\nevents_days = 3\n", "utf-8"
+    )
+    rules = Rules(load_settings(toml, env={}).retention)
+    assert (rules.days("events", "brief"), rules.days("events", "shop")) == (3, 90)
+    assert (rules.days("rejects", "brief"), rules.days("event_ids")) == (30, 8)
+    assert rules.cutoff("events", "brief", NOW) == TODAY - 3 * DAY_MS
+    toml.write_text("[retention]\nevent_ids_days = 2\n", "utf-8")  # below the retry window
+    with pytest.raises(ConfigError):
+        load_settings(toml, env={})
