@@ -30,13 +30,15 @@ from clickthru.errors import StoreError
 from clickthru.reports import Query, Reports
 from clickthru.store.erase import SETTLE, SiteEraser
 
-log = logging.getLogger(__name__)
 PAGES = ("overview", "placements", "items", "positions", "health")
 TOP_ITEMS = 20
 
 
 def html(body: str, status: int = 200) -> HTMLResponse:
     return HTMLResponse(body, status, headers=SECURITY_HEADERS)
+
+
+log = logging.getLogger(__name__)
 
 
 def _sweep_again(eraser: SiteEraser, name: str) -> None:

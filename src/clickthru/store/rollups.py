@@ -144,12 +144,10 @@ FLAGGED = (
     " FROM events e WHERE seq <= {upto} AND NOT EXISTS (SELECT 1 FROM purged p"
     " WHERE p.kind = 'events' AND p.site = e.site AND e.received_at < p.cutoff)"
 )
-# Counters of days already purged cannot be recomputed: a rebuild keeps them.
-KEPT = {
-    "rollup_hourly": f"hour < p.cutoff / {HOUR_MS}",
-    "rollup_items": f"day < p.cutoff / {DAY_MS}",
-    "rollup_positions": f"day < p.cutoff / {DAY_MS}",
-}
+# Counters of days already purged cannot be recomputed: a rebuild keeps them (each
+# rollup's first key is its hour or day).
+UNIT_MS = {"hour": HOUR_MS, "day": DAY_MS}
+KEPT = {table: f"{keys[0][0]} < p.cutoff / {UNIT_MS[keys[0][0]]}" for table, keys in TABLES.items()}
 REJECTS_HORIZON = (
     "SELECT coalesce(min(cutoff), 0) FROM purged WHERE kind = 'rejects' AND cutoff > 0"
 )
