@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import logging
 import math
-import threading
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -25,10 +23,9 @@ from clickthru.dashboard.auth import (
     form_fields,
     safe_next,
 )
+from clickthru.dashboard.erasure import SiteErasure
 from clickthru.dashboard.throttle import SignInThrottle
-from clickthru.errors import StoreError
 from clickthru.reports import Query, Reports
-from clickthru.store.erase import SETTLE, SiteEraser
 
 PAGES = ("overview", "placements", "items", "positions", "health")
 TOP_ITEMS = 20
@@ -36,16 +33,6 @@ TOP_ITEMS = 20
 
 def html(body: str, status: int = 200) -> HTMLResponse:
     return HTMLResponse(body, status, headers=SECURITY_HEADERS)
-
-
-log = logging.getLogger(__name__)
-
-
-def _sweep_again(eraser: SiteEraser, name: str) -> None:
-    try:
-        eraser.sweep(name)
-    except Exception:  # the store closed meanwhile, say: the operator can erase again
-        log.exception("sweeping %s again failed", name)
 
 
 class Dashboard:
@@ -65,7 +52,11 @@ class Dashboard:
             Route(f"{PREFIX}/sign-in", self.sign_in, methods=["GET", "POST"]),
             Route(f"{PREFIX}/sign-out", self.sign_out, methods=["POST"]),
             Mount(f"{PREFIX}/static", static, name="static"),
-            Route(f"{PREFIX}/erase-site", self.erase_site, methods=["POST"]),
+            Route(
+                f"{PREFIX}/erase-site",
+                SiteErasure(self.store, self.gate).erase_site,
+                methods=["POST"],
+            ),
             Route(f"{PREFIX}/", self.page),
             Route(PREFIX, lambda request: RedirectResponse(f"{PREFIX}/", 308)),
             Route(f"{PREFIX}/{{page}}", self.page),
@@ -128,31 +119,6 @@ class Dashboard:
         response = RedirectResponse(f"{PREFIX}/sign-in", 303, headers=SECURITY_HEADERS)
         self.gate.clear_session(response)
         return response
-
-    async def erase_site(self, request: Request) -> Response:
-        """An operator erases a site, having typed its name again."""
-        visitor = await self.gate.visitor(request)
-        form = await form_fields(request)
-        if visitor is None or visitor.session is None:
-            return self.gate.to_sign_in(request)
-        if not self.gate.csrf_ok(visitor, form.get("csrf")):
-            return html(pages.render_error(403, "The form expired; reload the page."), 403)
-        if not visitor.user.operator:
-            return html(pages.render_error(403, "Only an operator may erase a site."), 403)
-        name = form.get("site", "")
-        if not name or form.get("confirm", "") != name:
-            message = "The name typed differs from the site's: nothing was erased."
-            return html(pages.render_error(400, message), 400)
-        eraser = SiteEraser(self.store.admin.db)
-        try:
-            removed = await run_in_threadpool(eraser.erase, name, 0)
-        except StoreError as error:
-            return html(pages.render_error(404, str(error)), 404)
-        # Once more when every collector has re-read its sites, for what they took meanwhile.
-        later = threading.Timer(SETTLE, _sweep_again, (eraser, name))
-        later.daemon = True
-        later.start()
-        return html(pages.render_erased(name, removed))
 
     async def page(self, request: Request) -> Response:
         name = request.path_params.get("page", "overview")
