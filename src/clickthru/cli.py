@@ -191,8 +191,12 @@ def site_rotate_key(ctx: Context, name: str) -> None:
 @site.command("erase")
 @click.argument("name")
 @click.option("--yes", is_flag=True, help="Do not ask to type the name again.")
+@click.option(
+    "--settle", type=click.FloatRange(min=0), default=None,
+    help="Seconds before sweeping again, for what collectors took meanwhile (default 10).",
+)  # fmt: skip
 @pass_context
-def site_erase(ctx: Context, name: str, yes: bool) -> None:
+def site_erase(ctx: Context, name: str, yes: bool, settle: float | None) -> None:
     """Remove a site and every row of it: events, counters, rejects, keys, origins,
     customers' access (and, with a shared store, what the spools still hold of it)."""
     from clickthru.store.erase import SETTLE, SiteEraser
@@ -200,8 +204,9 @@ def site_erase(ctx: Context, name: str, yes: bool) -> None:
     store = ctx.store()
     if not yes and click.prompt(f"Type the site's name to erase {name}") != name:
         raise click.ClickException("the name typed differs: nothing erased")
-    click.echo(f"erasing {name} (and once more after {SETTLE:.0f} s, for what collectors took)")
-    removed = SiteEraser(store.admin.db).erase(name)
+    settle = SETTLE if settle is None else settle
+    click.echo(f"erasing {name} (and once more after {settle:.0f} s, for what collectors took)")
+    removed = SiteEraser(store.admin.db).erase(name, settle)
     for table, count in sorted(removed.items()):
         click.echo(f"{table}\t{count} rows")
     click.echo(f"site {name} erased")

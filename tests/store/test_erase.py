@@ -124,3 +124,26 @@ def test_erasing_a_site_leaves_no_row_that_names_it(url: str) -> None:
         assert store.reports.totals(Query((GONE,), 0, NOW + HOUR_MS, True)).views == 0
     finally:
         store.close()
+
+
+def test_clickthru_site_erase_asks_for_the_name_and_prints_what_went(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from clickthru.cli import cli
+
+    db = tmp_path / "store.db"
+    store = open_store(str(db))
+    store.admin.add_site(GONE, ["https://shop.example"])
+    store.admin.add_site(STAYS, ["https://shop.example"])
+    fill(store)
+    store.close()
+    command = ["--store", str(db), "site", "erase", GONE]
+    typo = CliRunner().invoke(cli, command, input="erase\n")
+    assert typo.exit_code == 1 and "nothing erased" in typo.output
+    assert traces(str(db), GONE)
+    done = CliRunner().invoke(
+        cli, [*command, "--settle", "0"], input=f"{GONE}\n", catch_exceptions=False
+    )
+    assert done.exit_code == 0
+    assert "events\t60 rows" in done.output and f"site {GONE} erased" in done.output
+    assert traces(str(db), GONE) == {}

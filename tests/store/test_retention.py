@@ -225,3 +225,26 @@ def test_retention_is_read_from_the_settings_file_per_site(tmp_path: Path) -> No
     toml.write_text("[retention]\nevent_ids_days = 2\n", "utf-8")  # below the retry window
     with pytest.raises(ConfigError):
         load_settings(toml, env={})
+
+
+def test_clickthru_purge_says_what_would_go_then_removes_it(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from clickthru.cli import cli
+
+    db = tmp_path / "store.db"
+    opened = open_store(str(db), retention=RULES)
+    opened.admin.add_site("shop", ["https://shop.example"])
+    opened.admin.add_site("brief", ["https://brief.example"])
+    fill(opened)
+    opened.close()
+    (tmp_path / "clickthru.toml").write_text("[retention.sites.brief]\nevents_days = 3\n")
+    options = ["--config", str(tmp_path / "clickthru.toml"), "--store", str(db), "purge"]
+
+    dry = CliRunner().invoke(cli, [*options, "--dry-run"], catch_exceptions=False)
+    assert "events\tbrief\t4 rows would go" in dry.output
+    assert "events\tshop\t2 rows would go" in dry.output
+    assert len(read(str(db), "SELECT id FROM events")) == 2 * len(EVENTS)  # nothing gone yet
+    done = CliRunner().invoke(cli, options, catch_exceptions=False)
+    assert "events\t6 rows purged" in done.output
+    assert len(read(str(db), "SELECT id FROM events")) == 2 * (len(EVENTS) - len(GONE))
