@@ -39,6 +39,7 @@ FIRST_BATCH = 500
 MOST_BATCH = 20_000
 QUIET = 3.0  # between batches the writer is free at least this many times a batch's time
 STATUS_EVERY = 10.0  # seconds between readings of the status, off the request path
+STOP_WAIT = 5.0
 RETRY_LEAD = 60.0
 
 RECORD = (
@@ -296,6 +297,14 @@ class Purging(BackgroundThread):
 
     def _pause(self, took: float) -> bool:
         return not self.stopping.wait(max(0.02, took * QUIET))
+
+    def stop(self) -> None:
+        """Stops without waiting long for a reading a shared store that hangs holds up
+        (the thread is a daemon, and stops once the store answers or the line is cut)."""
+        self.stopping.set()
+        if self._thread is not None:
+            self._thread.join(STOP_WAIT)
+            self._thread = None
 
     def run(self) -> None:
         lease: Lease | None = None
