@@ -65,6 +65,20 @@ class AggregationStatus(msgspec.Struct, frozen=True):
     counting_here: bool
 
 
+class RetentionStatus(msgspec.Struct, frozen=True):
+    """Raw rows purged past their retention, and the oldest kept."""
+
+    purged: Annotated[
+        dict[str, Count],
+        msgspec.Meta(description="rows removed ever, by kind: events, rejects, event_ids, ..."),
+    ]
+    oldest_event: Annotated[int, msgspec.Meta(ge=0, description="unix ms")] | None
+    oldest_reject: Annotated[int, msgspec.Meta(ge=0, description="unix ms")] | None
+    purging_here: bool
+    last_purge: Annotated[float, msgspec.Meta(description="unix seconds, here")] | None
+    last_error: str | None
+
+
 class StoreHealth(msgspec.Struct, frozen=True, omit_defaults=True):
     """`GET /healthz`: whether a durable write goes through now, and the store's state.
     With `ok` false (503), `error` and `detail` say why."""
@@ -83,6 +97,7 @@ class StoreHealth(msgspec.Struct, frozen=True, omit_defaults=True):
     ) = msgspec.UNSET
     detail: str | msgspec.UnsetType = msgspec.UNSET
     spool: SpoolStatus | msgspec.UnsetType = msgspec.UNSET
+    retention: RetentionStatus | msgspec.UnsetType | None = msgspec.UNSET
 
 
 def store_health(status: dict[str, Any], problem: tuple[str, str] | None) -> StoreHealth:

@@ -17,9 +17,11 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from clickthru.access import Access
+from clickthru.config import Retention
 from clickthru.reports.sql import Reports
 from clickthru.store.aggregator import Aggregator, Follower, Lag
 from clickthru.store.database import CommitObserver, Database, FailureObserver
+from clickthru.store.retention import Purger, Purging, Rules
 from clickthru.store.sink import EventSink, Sink
 from clickthru.store.sites import SiteAdmin
 
@@ -51,8 +53,10 @@ class Store:
     aggregator: Aggregator
     sink_db: Database  # the database that acknowledges (a spool, with a shared store)
     databases: tuple[Database, ...]
+    purger: Purger
     spool: Background | None = None
     follower: Follower | None = field(default=None, init=False)
+    purging: Purging | None = field(default=None, init=False)
     _lag: LagProbe = field(init=False)
 
     def __post_init__(self) -> None:
@@ -64,9 +68,11 @@ class Store:
         aggregate: bool = True,
         on_commit: CommitObserver | None = None,
         on_failure: FailureObserver | None = None,
+        purge: bool = False,
     ) -> None:
-        """Start what runs beside the requests: the spool's forwarder, and counting
-        (``aggregate``; one process per database counts, the others stand by)."""
+        """Start what runs beside the requests: the spool's forwarder, counting
+        (``aggregate``; one process per database counts, the others stand by), reading
+        the retention status, and purging (``purge``; one process per database)."""
         self.sink_db.health.commit_observer = on_commit
         self.sink_db.health.failure_observer = on_failure
         if self.spool is not None:
@@ -74,11 +80,17 @@ class Store:
         if aggregate:
             self.follower = Follower(self.aggregator)
             self.follower.start()
+        every = self.purger.rules.retention.purge_every
+        self.purging = Purging(self.purger, every, enabled=purge)
+        self.purging.start()
 
     def close(self) -> None:
         if self.follower is not None:
             self.follower.stop()
             self.follower = None
+        if self.purging is not None:
+            self.purging.stop()
+            self.purging = None
         if self.spool is not None:
             self.spool.stop()
         self._lag.close()
@@ -113,7 +125,13 @@ class Store:
             if lag is not None
             else None
         )
+        found["retention"] = self._retention()
         return found
+
+    def _retention(self) -> dict[str, Any] | None:
+        """Rows purged and the oldest kept, as last read beside the requests (a store that
+        does not answer must not hold up /healthz)."""
+        return self.purging.status() if self.purging is not None else None
 
 
 class LagProbe:
@@ -157,6 +175,7 @@ def _over(
     sink_db: Database,
     lookups: SiteAdmin | None = None,
     spool: Background | None = None,
+    retention: Retention | None = None,
 ) -> Store:
     """The roles over the database reports and administration use (``db``), with the
     sink (and the sites requests read) of the one that acknowledges."""
@@ -168,6 +187,7 @@ def _over(
         reports=Reports(db),
         access=Access(db),
         aggregator=Aggregator(db),
+        purger=Purger(db, Rules(retention or Retention())),
         sink_db=sink_db,
         databases=(sink_db, db) if sink_db is not db else (db,),
         spool=spool,
@@ -181,6 +201,7 @@ def open_store(
     collector_name: str = "",
     spool_max_events: int = 5_000_000,
     commit_max_rows: int = 5000,
+    retention: Retention | None = None,
 ) -> Store:
     """Open a store from a SQLite path or URL, or a PostgreSQL URL (with ``spool``: a
     collector's spool in front of it)."""
@@ -189,12 +210,12 @@ def open_store(
 
         # sqlite:///abs/path.db -> /abs/path.db; sqlite://rel.db -> rel.db
         db = SQLiteDatabase(url.removeprefix("sqlite://"), max_group_events=commit_max_rows)
-        return _over(db, sink=EventSink(db), sink_db=db)
+        return _over(db, sink=EventSink(db), sink_db=db, retention=retention)
     from clickthru.store.postgres import PostgresDatabase
 
     central = PostgresDatabase(url)
     if spool is None:
-        return _over(central, sink=EventSink(central), sink_db=central)
+        return _over(central, sink=EventSink(central), sink_db=central, retention=retention)
     import socket
 
     from clickthru.store.spool import Spool
@@ -207,4 +228,11 @@ def open_store(
         name=collector_name or socket.gethostname(),
         max_backlog=spool_max_events,
     )
-    return _over(central, sink=spooled.sink, sink_db=spool_db, lookups=spooled.copy, spool=spooled)
+    return _over(
+        central,
+        sink=spooled.sink,
+        sink_db=spool_db,
+        lookups=spooled.copy,
+        spool=spooled,
+        retention=retention,
+    )

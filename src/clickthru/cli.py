@@ -38,7 +38,8 @@ class Context:
 
     def store(self) -> Store:
         """The store as an operator's command sees it: the shared one, never a spool."""
-        return open_store(self.settings().store)
+        settings = self.settings()
+        return open_store(settings.store, retention=settings.retention)
 
 
 class Group(click.Group):
@@ -185,6 +186,93 @@ def site_rotate_key(ctx: Context, name: str) -> None:
     key = ctx.store().admin.rotate_key(name).signing_key
     click.echo(f"signing key id: {key.key_id}")
     click.echo(f"signing secret: {key.secret.hex()}")
+
+
+@site.command("erase")
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Do not ask to type the name again.")
+@click.option(
+    "--settle", type=click.FloatRange(min=0), default=None,
+    help="Seconds before sweeping again, for what collectors took meanwhile (default 10).",
+)  # fmt: skip
+@pass_context
+def site_erase(ctx: Context, name: str, yes: bool, settle: float | None) -> None:
+    """Remove a site and every row of it: events, counters, rejects, keys, origins,
+    customers' access (and, with a shared store, what the spools still hold of it)."""
+    from clickthru.store.erase import SETTLE, SiteEraser
+
+    store = ctx.store()
+    if not yes and click.prompt(f"Type the site's name to erase {name}") != name:
+        raise click.ClickException("the name typed differs: nothing erased")
+    settle = SETTLE if settle is None else settle
+    click.echo(f"erasing {name} (and once more after {settle:.0f} s, for what collectors took)")
+    removed = SiteEraser(store.admin.db).erase(name, settle)
+    for table, count in sorted(removed.items()):
+        click.echo(f"{table}\t{count} rows")
+    click.echo(f"site {name} erased")
+
+
+@cli.command()
+@click.option("--dry-run", is_flag=True, help="Only say what would go.")
+@pass_context
+def purge(ctx: Context, dry_run: bool) -> None:
+    """Remove what is past its retention now (a collector does this by itself, quietly)."""
+    store = ctx.store()
+    if dry_run:
+        found = store.purger.dry_run()
+        for (kind, site_name), count in sorted(found.items()):
+            click.echo(f"{kind}\t{site_name}\t{count} rows would go")
+        if not found:
+            click.echo("nothing is past its retention")
+        return
+    started = time.perf_counter()
+    # Between batches the writer is left free as long as a batch held it: collectors
+    # acknowledging meanwhile wait at most one batch, and seldom.
+    removed = store.purger.purge(pause=_rest)
+    for kind, count in removed.items():
+        click.echo(f"{kind}\t{count} rows purged")
+    click.echo(f"purged in {time.perf_counter() - started:.1f} s")
+
+
+def _rest(seconds: float) -> bool:
+    time.sleep(seconds)
+    return True
+
+
+@cli.command("backup")
+@click.argument("path", type=click.Path(dir_okay=False))
+@pass_context
+def backup_command(ctx: Context, path: str) -> None:
+    """A consistent copy of the SQLite store at PATH, while collectors keep running."""
+    from clickthru.store.backup import backup
+
+    copied = backup(sqlite_path(ctx.settings().store), path)
+    click.echo(
+        f"backed up {copied.events} events ({copied.bytes // 1024} KiB) to {copied.path}"
+        f" in {copied.seconds:.1f} s; integrity check ok"
+    )
+
+
+@cli.command("restore")
+@click.argument("path", type=click.Path(dir_okay=False, exists=True))
+@pass_context
+def restore_command(ctx: Context, path: str) -> None:
+    """Put the backup at PATH in place of the store; refuses while it is open anywhere."""
+    from clickthru.store.backup import restore
+
+    copied = restore(path, sqlite_path(ctx.settings().store))
+    click.echo(f"restored {copied.events} events into {copied.path}")
+    if copied.replaced:
+        click.echo(f"the store it replaced is at {copied.replaced}")
+
+
+def sqlite_path(url: str) -> str:
+    if is_postgres(url):
+        raise click.ClickException(
+            "the store is PostgreSQL: back it up with pg_dump or point-in-time recovery"
+            " (see the README)"
+        )
+    return url.removeprefix("sqlite://")
 
 
 @cli.command()

@@ -17,6 +17,28 @@ DEFAULT_CONFIG_FILE = "clickthru.toml"
 
 
 Positive = Annotated[int, msgspec.Meta(ge=1)]
+Days = Annotated[int, msgspec.Meta(ge=1, le=36_500)]
+
+
+class SiteRetention(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """One site's own retention, in days; what it leaves out is the store's."""
+
+    events_days: Days | None = None
+    rejects_days: Days | None = None
+
+
+class Retention(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """How long raw rows are kept, in whole UTC days (the counters stay)."""
+
+    events_days: Days = 400
+    rejects_days: Days = 30
+    sessions_days: Days = 14  # a dashboard session row, at most (expired ones go too)
+    # Ids of purged events, and the (list, item) pairs already counted as unique: at least
+    # the snippet's 5 days of retries plus a day of clocks; raise it to your tokens' ttl.
+    event_ids_days: Annotated[int, msgspec.Meta(ge=6, le=36_500)] = 8
+    purge: bool = True  # purge in the collector, at a quiet rate
+    purge_every: Annotated[float, msgspec.Meta(gt=0)] = 600.0  # seconds between rounds
+    sites: dict[str, SiteRetention] = msgspec.field(default_factory=dict)
 
 
 class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -49,6 +71,8 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     aggregate: bool = True
     # /healthz answers 503 when the store's disk has less free space than this.
     min_free_disk_mb: Annotated[int, msgspec.Meta(ge=0)] = 100
+    # [retention] in the TOML file, with [retention.sites.NAME] for a site of its own.
+    retention: Retention = msgspec.field(default_factory=Retention)
 
 
 def load_settings(

@@ -12,7 +12,11 @@ from starlette.routing import Route
 from tests.inprocess import PASSWORD, App, Client, running_app
 
 # Every route that takes more than GET and HEAD, and the test below that covers it.
-STATE_CHANGING = {"/dashboard/sign-in": "sign-in", "/dashboard/sign-out": "sign-out"}
+STATE_CHANGING = {
+    "/dashboard/sign-in": "sign-in",
+    "/dashboard/sign-out": "sign-out",
+    "/dashboard/erase-site": "erase-site",
+}
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +72,16 @@ def test_sign_out_refuses_a_form_without_its_token(app: App) -> None:
     assert member.post("/dashboard/sign-out", data={"csrf": other_token[1]}).status_code == 403
     assert member.post("/dashboard/sign-out", data={"csrf": token[1]}).status_code == 303
     assert not signed_in(member) and signed_in(other)
+
+
+def test_erasing_a_site_refuses_a_form_without_its_token(app: App) -> None:
+    member = app.client()
+    assert member.sign_in("ops").status_code == 303
+    fields = {"site": "other", "confirm": "other"}
+    for sent in ({}, {"csrf": ""}, {"csrf": "forged"}, {"csrf": "é"}):
+        answer = member.post("/dashboard/erase-site", data={**fields, **sent})
+        assert answer.status_code == 403
+    assert member.get("/dashboard/?site=other").status_code == 200  # still there
 
 
 def test_the_session_cookies_are_not_sent_by_other_sites_forms(app: App) -> None:

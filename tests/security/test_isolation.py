@@ -30,6 +30,7 @@ ROUTES = {
     "/api/v1/openapi.json": "public, no site data",
     "/dashboard/sign-in": "before sign-in",
     "/dashboard/sign-out": "tests/security/test_csrf.py",
+    "/dashboard/erase-site": "operators only: tests/dashboard/test_erase.py",
     "/dashboard/static": "static files",
     "/dashboard/": "PAGES",
     "/dashboard": "a redirect to /dashboard/",

@@ -48,6 +48,7 @@ def collector_store(settings: Settings) -> Store:
         collector_name=settings.collector_name,
         spool_max_events=settings.spool_max_events,
         commit_max_rows=settings.commit_max_rows,
+        retention=settings.retention,
     )
 
 
@@ -85,6 +86,7 @@ def create_app(settings: Settings, store: Store | None = None) -> HotPaths:
             aggregate=settings.aggregate,
             on_commit=metrics.observe_commit,
             on_failure=metrics.observe_write_failure,
+            purge=settings.retention.purge,
         )
         refresh()  # local reads: a shared store that is away must not delay the start
         refresher = asyncio.create_task(keep_fresh())

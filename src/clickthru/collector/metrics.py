@@ -76,6 +76,21 @@ LAG_SECONDS = Gauge(
 )
 
 
+# Retention (read from the store at each scrape: the totals of every process that purged).
+PURGED = Gauge(
+    "clickthru_purged_rows",
+    "Rows removed past their retention, ever, by kind",
+    ["kind"],
+    multiprocess_mode="max",
+)
+OLDEST_KEPT = Gauge(
+    "clickthru_oldest_kept_seconds",
+    "Unix time of the oldest row kept, by kind",
+    ["kind"],
+    multiprocess_mode="min",
+)
+
+
 def observe_write_failure(cause: str) -> None:
     WRITE_FAILURES.labels(cause).inc()
 
@@ -89,6 +104,14 @@ def observe_status(status: dict[str, Any]) -> None:
     if lag is not None:
         LAG_EVENTS.set(lag["lag_events"])
         LAG_SECONDS.set(lag["lag_seconds"])
+    retention = status.get("retention")
+    if retention is not None:
+        for kind, removed in retention["purged"].items():
+            PURGED.labels(kind).set(removed)
+        for kind in ("event", "reject"):
+            oldest = retention[f"oldest_{kind}"]
+            if oldest is not None:
+                OLDEST_KEPT.labels(f"{kind}s").set(oldest / 1000)
     spool = status.get("spool")
     if spool is not None:
         SPOOL_BACKLOG.set(spool["backlog"])

@@ -23,6 +23,7 @@ from clickthru.dashboard.auth import (
     form_fields,
     safe_next,
 )
+from clickthru.dashboard.erasure import SiteErasure
 from clickthru.dashboard.throttle import SignInThrottle
 from clickthru.reports import Query, Reports
 
@@ -51,6 +52,11 @@ class Dashboard:
             Route(f"{PREFIX}/sign-in", self.sign_in, methods=["GET", "POST"]),
             Route(f"{PREFIX}/sign-out", self.sign_out, methods=["POST"]),
             Mount(f"{PREFIX}/static", static, name="static"),
+            Route(
+                f"{PREFIX}/erase-site",
+                SiteErasure(self.store, self.gate).erase_site,
+                methods=["POST"],
+            ),
             Route(f"{PREFIX}/", self.page),
             Route(PREFIX, lambda request: RedirectResponse(f"{PREFIX}/", 308)),
             Route(f"{PREFIX}/{{page}}", self.page),

@@ -88,6 +88,13 @@ def render_error(status: int, message: str, *, root: str = "") -> str:
     )
 
 
+def render_erased(site: str, removed: Mapping[str, int]) -> str:
+    """What erasing a site removed, by table."""
+    return env.get_template("erased.html").render(
+        root="", site=site, removed=sorted(removed.items())
+    )
+
+
 def render_page(
     page: str,
     *,

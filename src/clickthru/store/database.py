@@ -45,6 +45,14 @@ CommitObserver = Callable[[int, float], None]
 FailureObserver = Callable[[str], None]
 
 
+@dataclass(frozen=True, slots=True)
+class Table:
+    """A table of the schema: its columns, and those of its primary key (or ``seq``)."""
+
+    columns: tuple[str, ...]
+    key: tuple[str, ...]
+
+
 class Lease(Protocol):
     """Held by the one process doing a job only one may do at a time."""
 
@@ -117,6 +125,16 @@ class Database(Protocol):
 
     def lead(self, role: str) -> Lease | None:
         """Become the one process doing ``role`` on this database, or None."""
+        ...
+
+    def drop_days(self, before: int, *, dry_run: bool = False) -> int:
+        """Remove whole UTC days of events received before ``before`` (unix ms, a day's
+        start), every one of them counted already, where the database keeps days apart;
+        returns how many events went (or would go). One table for every day: 0."""
+        ...
+
+    def tables(self) -> dict[str, Table]:
+        """Every table of the store's schema (a partitioned table once, not its parts)."""
         ...
 
     def free_bytes(self) -> int | None:

@@ -31,7 +31,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from clickthru.clock import DAY_MS, DAY_SECONDS, now_ms
 from clickthru.errors import StoreError, StoreUnavailable
-from clickthru.store.database import Groupable, T, Work, WriteHealth
+from clickthru.store.database import Groupable, T, Table, Work, WriteHealth
 from clickthru.store.rows import EventRow, RejectRow
 
 log = logging.getLogger(__name__)
@@ -42,6 +42,7 @@ Row = tuple[Any, ...]
 # vanished (a datacenter cut off) within about a minute rather than the kernel's hours. The
 # server, in turn, ends a session left idle in a transaction, so that a collector cut off
 # mid-shipment does not hold the writers' lock until the server notices it is gone.
+DROP_LOCK_WAIT = "2s"  # how long dropping a day waits for readers of events
 WRITE_DEADLINE = 30.0  # seconds; a shipment of 5,000 events takes well under one
 READ_DEADLINE = 10.0
 
@@ -59,7 +60,10 @@ CONNECTION_DEFAULTS = {
 LOCK_MIGRATIONS = "SELECT pg_advisory_xact_lock(25460, 1)"
 LOCK_PARTITIONS = "SELECT pg_advisory_xact_lock(25460, 2)"
 LOCK_WRITES = "SELECT pg_advisory_xact_lock(25460, 3)"
-LEAD = {"aggregator": "SELECT pg_try_advisory_lock(25460, 4)"}  # held by a session
+LEAD = {  # held by a session
+    "aggregator": "SELECT pg_try_advisory_lock(25460, 4)",
+    "purger": "SELECT pg_try_advisory_lock(25460, 5)",
+}
 
 BOT = EventRow._fields.index("bot")
 INSERT_IDS = (
@@ -163,6 +167,15 @@ def migrate(conn: QmarkConnection) -> int:
 def partition_name(day: int) -> str:
     """The partition of ``events`` for a UTC day (days since 1970): events_20261101."""
     return "events_" + datetime.fromtimestamp(day * DAY_SECONDS, UTC).strftime("%Y%m%d")
+
+
+def partition_day(name: str) -> int | None:
+    """The UTC day of a partition made by ``partition_name``; None for any other table."""
+    try:
+        moment = datetime.strptime(name.removeprefix("events_"), "%Y%m%d").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+    return int(moment.timestamp()) // DAY_SECONDS
 
 
 def failure_cause(error: psycopg.Error) -> str:
@@ -355,6 +368,63 @@ class PostgresDatabase:
             conn.close()
             return None
         return _SessionLease(conn)
+
+    def tables(self) -> dict[str, Table]:
+        conn = self.connection()
+        parts = {name for (name,) in conn.execute(PARTITIONS)}
+        found: dict[str, list[str]] = {}
+        for table, column in conn.execute(
+            "SELECT table_name, column_name FROM information_schema.columns"
+            " WHERE table_schema = current_schema() ORDER BY table_name, ordinal_position"
+        ):
+            if table not in parts:
+                found.setdefault(table, []).append(column)
+        keys: dict[str, list[str]] = {}
+        for table, column in conn.execute(
+            "SELECT c.relname, a.attname FROM pg_index i"
+            " JOIN pg_class c ON c.oid = i.indrelid"
+            " JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = ANY(i.indkey)"
+            " WHERE i.indisprimary AND c.relnamespace = current_schema()::regnamespace"
+            " ORDER BY c.relname, array_position(i.indkey::int2[], a.attnum)"
+        ):
+            keys.setdefault(table, []).append(column)
+        return {
+            table: Table(tuple(columns), tuple(keys.get(table, ())))
+            for table, columns in found.items()
+        }
+
+    def drop_days(self, before: int, *, dry_run: bool = False) -> int:
+        """Drops the day partitions wholly before ``before`` whose events are all counted.
+
+        Dropping takes a short exclusive lock on ``events``; it waits at most
+        DROP_LOCK_WAIT for readers to finish, else the day waits for the next round."""
+        dropped = 0
+        try:
+            with transaction(self.connection()) as conn:
+                conn.execute(LOCK_PARTITIONS)  # not while a writer makes a partition
+                mark = conn.execute("SELECT seq FROM aggregation WHERE name = 'events'").fetchone()
+                counted = int(mark[0]) if mark else 0
+                for (name,) in sorted(conn.execute(PARTITIONS).fetchall()):
+                    day = partition_day(name)
+                    if day is None or (day + 1) * DAY_MS > before:
+                        continue
+                    count, top = conn.execute(
+                        f"SELECT count(*), coalesce(max(seq), 0) FROM {name}"
+                    ).fetchone() or (0, 0)
+                    if top > counted:
+                        continue  # not counted yet: its day goes in a later round
+                    if not dry_run:
+                        conn.execute(f"SET LOCAL lock_timeout = '{DROP_LOCK_WAIT}'")
+                        conn.execute(f"DROP TABLE {name}")
+                        with self._lock:
+                            self._days.discard(day)
+                    dropped += int(count)
+        except psycopg.errors.LockNotAvailable:  # nothing was dropped: all of it next round
+            log.info("day partitions stay until the next round: readers held events")
+            return 0
+        except psycopg.Error as error:
+            raise StoreUnavailable(f"PostgreSQL: {error}") from error
+        return dropped
 
     def free_bytes(self) -> int | None:
         return None  # the server's disk; PostgreSQL itself reports on it

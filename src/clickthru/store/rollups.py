@@ -39,13 +39,15 @@ TABLES: dict[str, tuple[tuple[str, str], ...]] = {
 
 NEW_FIRSTS = (
     "CREATE TEMP TABLE IF NOT EXISTS new_firsts"
-    " (seq bigint PRIMARY KEY, site text, list_id text, item text, kind text)"
+    " (seq bigint PRIMARY KEY, site text, list_id text, item text, kind text,"
+    " received_at bigint)"
 )
 FIND_FIRSTS = (
-    "INSERT INTO new_firsts (seq, site, list_id, item, kind)"
-    " SELECT min(seq), site, list_id, item, kind FROM events"
-    " WHERE seq > ? AND seq <= ? AND kind IN ('click', 'view')"
-    " GROUP BY site, list_id, item, kind"
+    "INSERT INTO new_firsts (seq, site, list_id, item, kind, received_at)"
+    " SELECT e.seq, e.site, e.list_id, e.item, e.kind, e.received_at FROM events e"
+    " JOIN (SELECT min(seq) AS seq FROM events"
+    "  WHERE seq > ? AND seq <= ? AND kind IN ('click', 'view')"
+    "  GROUP BY site, list_id, item, kind) f ON f.seq = e.seq"
 )
 FORGET_KNOWN = (
     "DELETE FROM new_firsts WHERE EXISTS (SELECT 1 FROM firsts f WHERE f.site = new_firsts.site"
@@ -53,8 +55,8 @@ FORGET_KNOWN = (
     " AND f.kind = new_firsts.kind)"
 )
 REMEMBER_FIRSTS = (
-    "INSERT INTO firsts (site, list_id, item, kind)"
-    " SELECT site, list_id, item, kind FROM new_firsts"
+    "INSERT INTO firsts (site, list_id, item, kind, received_at)"
+    " SELECT site, list_id, item, kind, received_at FROM new_firsts"
 )
 
 
@@ -139,7 +141,15 @@ FLAGGED = (
     "CREATE TEMP TABLE flagged AS SELECT site, received_at, placement, item, position,"
     " bot, kind, CASE WHEN kind IN ('click', 'view') AND row_number() OVER ("
     "   PARTITION BY site, list_id, item, kind ORDER BY seq) = 1 THEN 1 ELSE 0 END AS first"
-    " FROM events WHERE seq <= {upto}"
+    " FROM events e WHERE seq <= {upto} AND NOT EXISTS (SELECT 1 FROM purged p"
+    " WHERE p.kind = 'events' AND p.site = e.site AND e.received_at < p.cutoff)"
+)
+# Counters of days already purged cannot be recomputed: a rebuild keeps them (each
+# rollup's first key is its hour or day).
+UNIT_MS = {"hour": HOUR_MS, "day": DAY_MS}
+KEPT = {table: f"{keys[0][0]} < p.cutoff / {UNIT_MS[keys[0][0]]}" for table, keys in TABLES.items()}
+REJECTS_HORIZON = (
+    "SELECT coalesce(min(cutoff), 0) FROM purged WHERE kind = 'rejects' AND cutoff > 0"
 )
 
 
@@ -149,13 +159,22 @@ def rebuild(conn: Any) -> int:
     many events it counted."""
     (events_upto,) = conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()
     (rejects_upto,) = conn.execute("SELECT coalesce(max(seq), 0) FROM rejects").fetchone()
-    for table in (*TABLES, "firsts", "reject_counts"):
-        conn.execute(f"DELETE FROM {table}")
+    for table, kept in KEPT.items():
+        conn.execute(
+            f"DELETE FROM {table} WHERE NOT EXISTS (SELECT 1 FROM purged p"
+            f" WHERE p.kind = 'events' AND p.site = {table}.site AND {table}.{kept})"
+        )
+    (rejects_from,) = conn.execute(REJECTS_HORIZON).fetchone()
+    rejects_from = int(rejects_from) // HOUR_MS * HOUR_MS
+    conn.execute("DELETE FROM reject_counts WHERE hour >= ?", (rejects_from // HOUR_MS,))
+    conn.execute("DELETE FROM firsts")
     conn.execute(
-        "INSERT INTO firsts (site, list_id, item, kind)"
-        # GROUP BY, not DISTINCT: rows come sorted, which fills the index twice as fast.
-        " SELECT site, list_id, item, kind FROM events WHERE kind IN ('click', 'view')"
-        " AND seq <= ? GROUP BY site, list_id, item, kind",
+        "INSERT INTO firsts (site, list_id, item, kind, received_at)"
+        # Sorted as the key is: that fills the index twice as fast.
+        " SELECT e.site, e.list_id, e.item, e.kind, e.received_at FROM events e"
+        " JOIN (SELECT min(seq) AS seq FROM events WHERE kind IN ('click', 'view')"
+        "  AND seq <= ? GROUP BY site, list_id, item, kind) f ON f.seq = e.seq"
+        " ORDER BY e.site, e.list_id, e.item, e.kind",
         (events_upto,),
     )
     conn.execute(FLAGGED.format(upto=int(events_upto)))  # DDL takes no parameters
@@ -167,9 +186,9 @@ def rebuild(conn: Any) -> int:
     conn.execute(
         "INSERT INTO reject_counts (site, hour, reason, count)"
         f" SELECT coalesce(site, ''), received_at / {HOUR_MS}, reason, count(*)"
-        " FROM rejects WHERE seq <= ?"
+        " FROM rejects WHERE seq <= ? AND received_at >= ?"
         f" GROUP BY coalesce(site, ''), received_at / {HOUR_MS}, reason",
-        (rejects_upto,),
+        (rejects_upto, rejects_from),
     )
     set_watermark(conn, "events", events_upto)
     set_watermark(conn, "rejects", rejects_upto)

@@ -97,3 +97,8 @@ class NewSite:
 def hash_api_key(api_key: str) -> str:
     """API keys are kept only as this hash."""
     return hashlib.sha256(api_key.encode()).hexdigest()
+
+
+def hash_site(name: str) -> str:
+    """An erased site is remembered only as this hash of its name."""
+    return hashlib.sha256(b"site:" + name.encode()).hexdigest()

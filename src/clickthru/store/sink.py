@@ -14,8 +14,9 @@ from typing import Any, Protocol
 
 from clickthru.clock import now_ms
 from clickthru.store.database import Database, Groupable
-from clickthru.store.rows import Batch, WriteResult
+from clickthru.store.rows import Batch, WriteResult, hash_site
 
+ERASED = "SELECT name_hash FROM erased_sites"
 NOTE_DUPLICATE = "INSERT INTO pending_duplicates (site, received_at) VALUES (?, ?)"
 SHIPPED = "SELECT seq FROM forwarded WHERE collector = ?"
 RECORD_SHIPPED = (
@@ -65,6 +66,13 @@ class EventSink:
         row = conn.execute(SHIPPED, (collector,)).fetchone()
         if row is not None and row[0] >= number:
             return WriteResult(0, 0)  # committed before; the spool did not hear of it
+        erased = {name_hash for (name_hash,) in conn.execute(ERASED)}
+        if erased:  # what a spool acknowledged for a site erased since: dropped here
+            batch = Batch(
+                [e for e in batch.events if hash_site(e.site) not in erased],
+                [r for r in batch.rejects if hash_site(r.site or "") not in erased],
+                [r for r in batch.retries if hash_site(r.site) not in erased],
+            )
         result = self._store(batch, conn)
         conn.execute(RECORD_SHIPPED, (collector, number, now_ms()))
         return result

@@ -13,7 +13,7 @@ from typing import Any
 from clickthru.clock import now_ms
 from clickthru.errors import StoreError
 from clickthru.store.database import Database
-from clickthru.store.rows import NewSite, Site, SiteKey, hash_api_key
+from clickthru.store.rows import NewSite, Site, SiteKey, hash_api_key, hash_site
 
 SITE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 ORIGIN = re.compile(r"^https?://[a-z0-9.-]+(:\d{1,5})?$|^https?://\[[0-9a-f:]+\](:\d{1,5})?$")
@@ -82,6 +82,8 @@ class SiteAdmin:
             ).fetchone()
             if added is None:
                 raise StoreError(f"a site named {name!r} exists already")
+            # A name used again after an erasure: its new events are shipped as any others.
+            conn.execute("DELETE FROM erased_sites WHERE name_hash = ?", (hash_site(name),))
             conn.execute(
                 "INSERT INTO site_keys (site, key_id, secret, created_at) VALUES (?, ?, ?, ?)",
                 (name, "k1", secrets.token_hex(32), now),

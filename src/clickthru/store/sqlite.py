@@ -31,7 +31,7 @@ from typing import Any, BinaryIO
 
 from clickthru.errors import StoreError, StoreUnavailable
 from clickthru.store import rollups
-from clickthru.store.database import Groupable, T, Work, WriteHealth, free_bytes_at
+from clickthru.store.database import Groupable, T, Table, Work, WriteHealth, free_bytes_at
 from clickthru.store.rows import EVENT_COLUMNS, EventRow, RejectRow
 
 log = logging.getLogger(__name__)
@@ -58,6 +58,11 @@ def insert_events(count: int) -> str:
         f"INSERT INTO events ({EVENT_COLUMNS}) VALUES {values}"
         " ON CONFLICT (id) DO NOTHING RETURNING id"
     )
+
+
+@functools.cache
+def known_ids(count: int) -> str:
+    return f"SELECT id FROM event_ids WHERE id IN ({', '.join('?' * count)})"
 
 
 INSERT_REJECT = (
@@ -91,6 +96,11 @@ def write_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
             conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
+
+
+def in_use_lock(path: str) -> str:
+    """The lock file every process with the store open holds shared."""
+    return f"{path}.in-use-lock"
 
 
 def migrations() -> list[tuple[int, str]]:
@@ -204,6 +214,7 @@ class _Writer:
         self.jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self.thread: threading.Thread | None = None
         self._held: _Job | None = None  # a job taken while gathering a group, run next
+        self.in_use: BinaryIO | None = None
 
     def start(self) -> None:
         conn = connect(self.path)
@@ -218,6 +229,10 @@ class _Writer:
             conn.close()
             lock.close()
             raise
+        # Held shared while the store is open here: a restore takes it exclusively, so it
+        # never replaces the file under a running collector.
+        self.in_use = open(in_use_lock(self.path), "a+b")  # noqa: SIM115 (held while open)
+        fcntl.flock(self.in_use, fcntl.LOCK_SH)
         self.thread = threading.Thread(
             target=self._run, args=(conn, lock), name="clickthru-writer", daemon=True
         )
@@ -228,6 +243,9 @@ class _Writer:
             self.jobs.put(None)
             self.thread.join()
             self.thread = None
+        if self.in_use is not None:
+            self.in_use.close()
+            self.in_use = None
         # Whatever was queued behind the stop is answered, not left waiting forever.
         while True:
             try:
@@ -460,6 +478,17 @@ class SQLiteDatabase:
         new: set[str] = set()
         for start in range(0, len(events), EVENTS_PER_STATEMENT):
             chunk = events[start : start + EVENTS_PER_STATEMENT]
+            # The id of an event purged already, still within its retry window: a duplicate.
+            purged = {
+                event_id
+                for (event_id,) in conn.execute(
+                    known_ids(len(chunk)), [event.id for event in chunk]
+                )
+            }
+            if purged:
+                chunk = [event for event in chunk if event.id not in purged]
+                if not chunk:
+                    continue
             cursor = conn.execute(insert_events(len(chunk)), list(itertools.chain(*chunk)))
             new.update(event_id for (event_id,) in cursor)
         return new
@@ -478,6 +507,24 @@ class SQLiteDatabase:
             file.close()
             return None
         return _FileLease(file)
+
+    def tables(self) -> dict[str, Table]:
+        found: dict[str, list[tuple[int, str]]] = {}
+        for table, column, key in self.connection().execute(
+            "SELECT m.name, c.name, c.pk FROM sqlite_master m, pragma_table_info(m.name) c"
+            " WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' ORDER BY m.name, c.cid"
+        ):
+            found.setdefault(table, []).append((key, column))
+        return {
+            table: Table(
+                tuple(name for _, name in columns),
+                tuple(name for key, name in sorted(columns) if key),
+            )
+            for table, columns in found.items()
+        }
+
+    def drop_days(self, before: int, *, dry_run: bool = False) -> int:
+        return 0  # one table holds every day: the purge deletes by rows
 
     def free_bytes(self) -> int | None:
         return free_bytes_at(os.path.dirname(os.path.abspath(self.path)))
