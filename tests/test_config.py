@@ -12,10 +12,10 @@ from clickthru.config import ConfigError, Settings, load_settings
 def test_each_source_overrides_the_one_before(tmp_path: Path) -> None:
     config = tmp_path / "clickthru.toml"
     config.write_text('port = 9000\nstore = "from-file.db"\nworkers = 2\n')
-    env = {"CLICKTHRU_PORT": "9100", "CLICKTHRU_TRUST_FORWARDED_FOR": "true", "OTHER": "x"}
+    env = {"CLICKTHRU_PORT": "9100", "CLICKTHRU_TRUSTED_PROXIES": "10.0.0.0/8, ::1", "OTHER": "x"}
     settings = load_settings(config, env, workers=4)
     assert settings == Settings(
-        port=9100, store="from-file.db", workers=4, trust_forwarded_for=True
+        port=9100, store="from-file.db", workers=4, trusted_proxies=["10.0.0.0/8", "::1"]
     )
 
 
@@ -32,6 +32,8 @@ def test_the_config_file_can_come_from_the_environment(tmp_path: Path) -> None:
         ("prot = 80", {}, "bad setting"),
         ("port = ", {}, "cannot read"),
         ("", {"CLICKTHRU_WORKERS": "two"}, "bad setting"),
+        ('trusted_proxies = ["10.0.0.0/8", "shop.example"]', {}, "shop.example"),
+        ("trusted_proxies = true", {}, "bad setting"),
     ],
 )
 def test_bad_settings_are_named(

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from clickthru.errors import ConfigError
+from clickthru.proxies import networks
 
 ENV_PREFIX = "CLICKTHRU_"
 DEFAULT_CONFIG_FILE = "clickthru.toml"
@@ -24,8 +25,9 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8787
     store: str = "clickthru.db"  # a SQLite path, or sqlite:///path
     workers: Positive = 1
-    # Use X-Forwarded-For for the visitor key; only behind a proxy you run.
-    trust_forwarded_for: bool = False
+    # Proxies (addresses, networks) whose X-Forwarded-For / Forwarded names the visitor:
+    # the shops' first-party proxies, a load balancer of one's own.
+    trusted_proxies: list[str] = []
     max_body_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 64 * 1024
     max_batch_events: Positive = 500
     # Seconds a request may take to arrive whole (head and body), from its first byte or
@@ -49,6 +51,9 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     aggregate: bool = True
     # /healthz answers 503 when the store's disk has less free space than this.
     min_free_disk_mb: Annotated[int, msgspec.Meta(ge=0)] = 100
+
+    def __post_init__(self) -> None:
+        networks(self.trusted_proxies)  # a ValueError names the entry that is no network
 
 
 def load_settings(
@@ -74,6 +79,9 @@ def load_settings(
     for name, value in env.items():
         if name.startswith(ENV_PREFIX) and name[len(ENV_PREFIX) :].lower() in fields:
             values[name[len(ENV_PREFIX) :].lower()] = value
+    if isinstance(values.get("trusted_proxies"), str):  # from the environment: a,b,c
+        entries = values["trusted_proxies"].split(",")
+        values["trusted_proxies"] = [entry.strip() for entry in entries if entry.strip()]
     values.update({k: v for k, v in overrides.items() if v is not None})
     try:
         # strict=False: environment values are strings ("8787", "true").
