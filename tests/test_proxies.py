@@ -39,11 +39,27 @@ def test_the_visitor_is_the_first_address_from_the_right_that_is_no_proxy_of_our
     assert PROXIES.client(peer, forwarded_for, forwarded) == client
 
 
-def test_a_request_counts_as_forwarded_only_from_a_trusted_peer_with_a_forwarding_header() -> None:
-    assert PROXIES.forwarded("10.0.0.1", True)
-    assert not PROXIES.forwarded("10.0.0.1", False)
-    assert not PROXIES.forwarded("203.0.113.9", True)
-    assert not TrustedProxies([]).forwarded("127.0.0.1", True)
+SHOP = "198.51.100.77"  # a shop's first-party proxy
+WITH_SHOPS = TrustedProxies(["10.0.0.0/8"], [SHOP])
+
+
+@pytest.mark.parametrize(
+    ("peer", "forwarded_for", "through_shop"),
+    [
+        (SHOP, None, True),  # the shop's proxy itself, whatever it says
+        (SHOP, "203.0.113.1", True),
+        ("10.0.0.1", f"203.0.113.1, {SHOP}", True),  # through our front, from a shop
+        ("10.0.0.1", "203.0.113.1", False),  # our front, from anyone else
+        ("10.0.0.1", f"{SHOP}, 203.0.113.1", False),  # said by the client: not believed
+        ("203.0.113.1", SHOP, False),  # said by an untrusted peer
+        ("203.0.113.1", None, False),
+    ],
+)
+def test_a_shops_proxy_is_known_wherever_it_is_in_the_trusted_chain(
+    peer: str, forwarded_for: str | None, through_shop: bool
+) -> None:
+    assert WITH_SHOPS.through_first_party(peer, forwarded_for, None) is through_shop
+    assert WITH_SHOPS.client(SHOP, "203.0.113.1", None) == "203.0.113.1"
 
 
 def test_entries_that_are_no_address_or_network_are_refused() -> None:

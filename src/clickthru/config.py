@@ -26,8 +26,10 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     store: str = "clickthru.db"  # a SQLite path, or sqlite:///path
     workers: Positive = 1
     # Proxies (addresses, networks) whose X-Forwarded-For / Forwarded names the visitor:
-    # the shops' first-party proxies, a load balancer of one's own.
+    # one's own (TLS in front, load balancers), and the shops' first-party proxies, through
+    # which only the event paths and ct.js are served.
     trusted_proxies: list[str] = []
+    first_party_proxies: list[str] = []
     max_body_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 64 * 1024
     max_batch_events: Positive = 500
     # Seconds a request may take to arrive whole (head and body), from its first byte or
@@ -53,7 +55,8 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     min_free_disk_mb: Annotated[int, msgspec.Meta(ge=0)] = 100
 
     def __post_init__(self) -> None:
-        networks(self.trusted_proxies)  # a ValueError names the entry that is no network
+        # A ValueError names the entry that is no address or network.
+        networks([*self.trusted_proxies, *self.first_party_proxies])
 
 
 def load_settings(
@@ -79,9 +82,10 @@ def load_settings(
     for name, value in env.items():
         if name.startswith(ENV_PREFIX) and name[len(ENV_PREFIX) :].lower() in fields:
             values[name[len(ENV_PREFIX) :].lower()] = value
-    if isinstance(values.get("trusted_proxies"), str):  # from the environment: a,b,c
-        entries = values["trusted_proxies"].split(",")
-        values["trusted_proxies"] = [entry.strip() for entry in entries if entry.strip()]
+    for name in ("trusted_proxies", "first_party_proxies"):
+        if isinstance(values.get(name), str):  # from the environment: a,b,c
+            entries = values[name].split(",")
+            values[name] = [entry.strip() for entry in entries if entry.strip()]
     values.update({k: v for k, v in overrides.items() if v is not None})
     try:
         # strict=False: environment values are strings ("8787", "true").

@@ -115,7 +115,7 @@ def document(settings: Settings) -> dict[str, Any]:
                 ' "detail"}`. Reports trail the stored events by the aggregation lag: each'
                 " report says up to when it is counted (`counted_until`). Any route may also"
                 " be answered 503 busy when the server holds as many connections as it may."
-                " Through a trusted proxy (a shop's first-party path), only the event routes"
+                " Through a shop's first-party proxy (`first_party_proxies`), only the event routes"
                 " and /ct.js are served: anything else is answered 404 not_public.",
             },
             "tags": TAGS,

@@ -12,7 +12,8 @@ import pytest
 from tests.inprocess import App, running_app
 from tests.sites import SHOP_ORIGIN
 
-SHOP_PROXY = "10.20.0.5"  # a shop's proxy, trusted
+SHOP_PROXY = "10.20.0.5"  # a shop's first-party proxy
+FRONT = "10.30.0.1"  # the operator's own TLS front
 STRANGER = "203.0.113.9"  # anyone else
 PERSON = "Mozilla/5.0 (X11; Linux x86_64; rv:130.0) Gecko/20100101 Firefox/130.0"
 
@@ -20,7 +21,9 @@ PERSON = "Mozilla/5.0 (X11; Linux x86_64; rv:130.0) Gecko/20100101 Firefox/130.0
 @pytest.fixture(scope="module")
 def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
     directory: Path = tmp_path_factory.mktemp("first-party")
-    with running_app(directory, trusted_proxies=["10.20.0.0/16"]) as running:
+    with running_app(
+        directory, trusted_proxies=[FRONT], first_party_proxies=["10.20.0.0/16"]
+    ) as running:
         yield running
 
 
@@ -36,6 +39,9 @@ def visitor_of(app: App, peer: str, **headers: str) -> str:
 def test_the_visitor_key_follows_the_address_a_trusted_proxy_saw(app: App) -> None:
     through_proxy = visitor_of(app, SHOP_PROXY, **{"x-forwarded-for": "198.51.100.1"})
     assert through_proxy == visitor_of(app, "198.51.100.1")
+    assert through_proxy == visitor_of(app, FRONT, **{"x-forwarded-for": "198.51.100.1"})
+    via_front = {"x-forwarded-for": f"198.51.100.1, {SHOP_PROXY}"}
+    assert through_proxy == visitor_of(app, FRONT, **via_front)
     assert through_proxy == visitor_of(app, "10.20.9.9", forwarded="for=198.51.100.1")
     # What the visitor wrote itself, before the proxy's own entry, changes nothing.
     spoofed = {"x-forwarded-for": "6.6.6.6, 198.51.100.1"}
@@ -53,7 +59,7 @@ def test_an_untrusted_peer_cannot_choose_its_address(app: App) -> None:
     "path", ["/healthz", "/metrics", "/dashboard/", "/dashboard/sign-in", "/api/v1/sites",
              "/api/v1/openapi.json"],
 )  # fmt: skip
-def test_operations_dashboard_and_api_are_not_served_through_a_trusted_proxy(
+def test_operations_dashboard_and_api_are_not_served_through_a_shops_proxy(
     app: App, path: str
 ) -> None:
     forwarded = app.client(SHOP_PROXY, headers={"x-forwarded-for": "198.51.100.1"})
@@ -61,8 +67,12 @@ def test_operations_dashboard_and_api_are_not_served_through_a_trusted_proxy(
     assert refused.status_code == 404 and refused.json()["error"] == "not_public"
     assert forwarded.get(path, headers={"x-forwarded-for": ""}).status_code == 404
     assert app.client(SHOP_PROXY, headers={"forwarded": "for=1.2.3.4"}).get(path).status_code == 404
-    # Directly, from the proxy's machine without forwarding, or from elsewhere: as always.
-    assert app.client(SHOP_PROXY).get(path).status_code != 404
+    assert app.client(SHOP_PROXY).get(path).status_code == 404
+    # A shop's proxy behind the operator's own front: refused too.
+    via_front = {"x-forwarded-for": f"198.51.100.1, {SHOP_PROXY}"}
+    assert app.client(FRONT, headers=via_front).get(path).status_code == 404
+    # Directly, through the operator's own front, or from elsewhere: as always.
+    assert app.client(FRONT, headers={"x-forwarded-for": "1.2.3.4"}).get(path).status_code != 404
     assert app.client(STRANGER, headers={"x-forwarded-for": "1.2.3.4"}).get(path).status_code != 404
 
 

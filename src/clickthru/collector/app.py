@@ -20,7 +20,7 @@ from clickthru import openapi
 from clickthru.answers import json_response, store_health
 from clickthru.backend import Store, open_store
 from clickthru.collector import metrics
-from clickthru.collector.asgi import Receive, Scope, Send, error
+from clickthru.collector.asgi import Receive, Scope, Send, error, header_text
 from clickthru.collector.guard import EXCEPTION_HANDLERS, Bounded, guarded
 from clickthru.collector.intake import Intake
 from clickthru.collector.receivers import Beacon, Ping, Pixel
@@ -36,7 +36,6 @@ HEALTH_TIMEOUT = 2.0
 GIL_SWITCH_INTERVAL = 0.001
 MAINTENANCE_EVERY = 5.0  # seconds; below the site cache's own refresh age, so it rarely reads
 MB = 1024 * 1024
-FORWARDING_HEADERS = frozenset({b"x-forwarded-for", b"forwarded"})
 DOCUMENT_HEADERS = {"access-control-allow-origin": "*", "cache-control": "no-cache"}
 
 log = logging.getLogger(__name__)
@@ -58,7 +57,7 @@ def create_app(settings: Settings, store: Store | None = None) -> HotPaths:
     sites = SiteCache(store.lookups)
     visitors = VisitorKeys(store.lookups.daily_salt)
     intake = Intake(sites, visitors)
-    proxies = TrustedProxies(settings.trusted_proxies)
+    proxies = TrustedProxies(settings.trusted_proxies, settings.first_party_proxies)
 
     def maintain() -> None:
         """Reads the hot path would otherwise do on the event loop."""
@@ -147,8 +146,8 @@ def create_app(settings: Settings, store: Store | None = None) -> HotPaths:
 class HotPaths:
     """Sends the intake paths straight to their raw-ASGI endpoints and everything else
     (and the lifespan) to Starlette: a beacon pays for no router or middleware. Every
-    request is guarded (``guard.py``). Only the intake paths are public: what a trusted
-    proxy forwards for a visitor (a shop's first-party path) reaches nothing else."""
+    request is guarded (``guard.py``). Only the intake paths are public: what came through
+    a shop's first-party proxy reaches nothing else."""
 
     def __init__(self, paths: dict[str, ASGIApp], rest: Starlette, proxies: TrustedProxies) -> None:
         self.paths = paths
@@ -167,8 +166,11 @@ class HotPaths:
 
     def _forwarded(self, scope: Scope) -> bool:
         client = scope.get("client")
-        names = {name for name, _ in scope["headers"]}
-        return self.proxies.forwarded(client[0] if client else "", bool(names & FORWARDING_HEADERS))
+        return self.proxies.through_first_party(
+            client[0] if client else "",
+            header_text(scope, b"x-forwarded-for"),
+            header_text(scope, b"forwarded"),
+        )
 
 
 async def not_public(scope: Scope, receive: Receive, send: Send) -> None:

@@ -92,7 +92,7 @@ class Receiver:
         self.intake = intake
         self.sink = sink
         self.settings = settings
-        self.proxies = TrustedProxies(settings.trusted_proxies)
+        self.proxies = TrustedProxies(settings.trusted_proxies, settings.first_party_proxies)
 
     def sender(self, scope: Scope) -> Sender:
         raw_origin = header(scope, b"origin")
