@@ -16,7 +16,15 @@ from playwright.sync_api import Browser, BrowserContext, Playwright, sync_playwr
 
 from tests.chromium import CHROMIUM
 from tests.deploy.conftest import until
-from tests.shop_proxy import GIVES_UP_WITHIN, KINDS, FirstPartyWorld, Kind, first_party_world
+from tests.shop_proxy import (
+    CADDY_CONF,
+    GIVES_UP_WITHIN,
+    KINDS,
+    NGINX_CONF,
+    FirstPartyWorld,
+    Kind,
+    first_party_world,
+)
 from tests.snippet.conftest import CHROMIUM_ARGS
 from tests.snippet.site import Page
 from tests.snippet.visitor import Visitor
@@ -203,3 +211,9 @@ def test_clicks_held_by_a_hanging_collector_leave_the_shops_connections_free(
 ) -> None:
     waited = own_request_after_clicks(world, Visitor(context), kind)
     assert waited < MOST_MS
+
+
+def test_the_readme_shows_the_configurations_these_tests_run() -> None:
+    readme = (NGINX_CONF.parents[2] / "README.md").read_text()
+    for shipped in (NGINX_CONF, CADDY_CONF):
+        assert shipped.read_text().rstrip() in readme, f"README: update {shipped.name}"
