@@ -57,6 +57,11 @@ ensure_browsers() {
   ensure_browser_drivers
 }
 
+# The shop's reverse proxies the first-party configurations in deploy/ are tested in.
+ensure_proxies() {
+  ensure_debian /usr/sbin/nginx nginx caddy caddy openssl openssl
+}
+
 # A PostgreSQL for the tests of the shared store: the local server if one answers on
 # 127.0.0.1:5432 (trust auth for user postgres), else Debian's, reached by its socket.
 ensure_postgres() {

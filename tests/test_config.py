@@ -12,10 +12,19 @@ from clickthru.config import ConfigError, Settings, load_settings
 def test_each_source_overrides_the_one_before(tmp_path: Path) -> None:
     config = tmp_path / "clickthru.toml"
     config.write_text('port = 9000\nstore = "from-file.db"\nworkers = 2\n')
-    env = {"CLICKTHRU_PORT": "9100", "CLICKTHRU_TRUST_FORWARDED_FOR": "true", "OTHER": "x"}
+    env = {
+        "CLICKTHRU_PORT": "9100",
+        "CLICKTHRU_TRUSTED_PROXIES": "10.0.0.0/8, ::1",
+        "CLICKTHRU_FIRST_PARTY_PROXIES": "198.51.100.7",
+        "OTHER": "x",
+    }
     settings = load_settings(config, env, workers=4)
     assert settings == Settings(
-        port=9100, store="from-file.db", workers=4, trust_forwarded_for=True
+        port=9100,
+        store="from-file.db",
+        workers=4,
+        trusted_proxies=["10.0.0.0/8", "::1"],
+        first_party_proxies=["198.51.100.7"],
     )
 
 
@@ -32,6 +41,9 @@ def test_the_config_file_can_come_from_the_environment(tmp_path: Path) -> None:
         ("prot = 80", {}, "bad setting"),
         ("port = ", {}, "cannot read"),
         ("", {"CLICKTHRU_WORKERS": "two"}, "bad setting"),
+        ('trusted_proxies = ["10.0.0.0/8", "shop.example"]', {}, "shop.example"),
+        ("trusted_proxies = true", {}, "bad setting"),
+        ('first_party_proxies = ["10.0.0.300"]', {}, "10.0.0.300"),
     ],
 )
 def test_bad_settings_are_named(

@@ -1,6 +1,7 @@
 // What the embedding <script> tag asks for:
 //   data-endpoints="https://ct-a.example,https://ct-b.example"  collectors, tried in order;
-//                  without it, the collector that served this file
+//                  "/_ct/" is one under the shop's own site (first-party mode); without it,
+//                  where this file was served from (a collector, or the shop's /_ct/)
 //   data-debug     log what the snippet does to the console
 //   data-gpc       honour Global Privacy Control: record nothing for visitors who send it
 
@@ -10,7 +11,7 @@ let debug;
 
 export const configure = (script) => {
   const option = (name) => script.getAttribute('data-' + name);
-  endpoints = (option('endpoints') || new URL(script.src).origin)
+  endpoints = (option('endpoints') || script.src.replace(/[^/]*$/, ''))
     .split(',')
     .map((endpoint) => endpoint.trim().replace(/\/+$/, ''));
   optedOut = option('gpc') != null && navigator.globalPrivacyControl;

@@ -53,11 +53,16 @@ export const deliver = (batch, done, probe, tried = []) => {
 const post = (endpoint, batch, answer) => {
   const url = endpoint + '/e';
   try {
-    const abort = new AbortController();
-    setTimeout(() => abort.abort(), TIMEOUT);
-    fetch(url, { method: 'POST', body: JSON.stringify(batch), keepalive: true, signal: abort.signal }).then(
-      (response) => answer(response.status),
-      () => answer(abort.signal.aborted || !document.hidden ? -1 : 0)
+    // Without AbortSignal.timeout (before 2022), a beacon.
+    const signal = AbortSignal.timeout(TIMEOUT);
+    // No credentials: no cookies of the shop's go along, and Chromium keeps the requests in
+    // a pool of connections apart from the shop's own pages, so a collector hanging behind
+    // the shop's path cannot hold the connections its navigations need.
+    fetch(url, { method: 'POST', body: JSON.stringify(batch), keepalive: true, credentials: 'omit', signal }).then(
+      // Only a collector's answer is one (it answers JSON): a proxy's or a CDN's error page,
+      // or a shop's catch-all page, tells nothing of the events.
+      (response) => answer(/json/.test(response.headers.get('content-type')) ? response.status : -1),
+      () => answer(signal.aborted || !document.hidden ? -1 : 0)
     );
   } catch {
     // No keepalive fetch in this browser. A queued beacon is as far as it can tell.
@@ -67,7 +72,7 @@ const post = (endpoint, batch, answer) => {
       const image = new Image();
       image.onload = () => answer(200);
       image.onerror = () => answer(-1);
-      image.src = endpoint + '/p.gif?' + new URLSearchParams(batch[0]);
+      image.src = url + '?' + new URLSearchParams(batch[0]); // GET /e: blocklists' image rules miss it
     }
   }
 };

@@ -100,7 +100,7 @@ def serve(ctx: Context, host: str | None, port: int | None, workers: int | None)
         "log_level": settings.log_level,
         "access_log": False,
         "server_header": False,
-        "proxy_headers": False,  # X-Forwarded-For is ours to trust or not (trust_forwarded_for)
+        "proxy_headers": False,  # forwarded addresses: ours to trust or not (trusted_proxies)
         # httptools, with the bounds uvicorn lacks: slow requests, heads, connections.
         "http": protocol(
             ConnectionLimits(

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from clickthru.errors import ConfigError
+from clickthru.proxies import networks
 
 ENV_PREFIX = "CLICKTHRU_"
 DEFAULT_CONFIG_FILE = "clickthru.toml"
@@ -46,8 +47,11 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8787
     store: str = "clickthru.db"  # a SQLite path, or sqlite:///path
     workers: Positive = 1
-    # Use X-Forwarded-For for the visitor key; only behind a proxy you run.
-    trust_forwarded_for: bool = False
+    # Proxies (addresses, networks) whose X-Forwarded-For / Forwarded names the visitor:
+    # one's own (TLS in front, load balancers), and the shops' first-party proxies, through
+    # which only the event paths and ct.js are served.
+    trusted_proxies: list[str] = []
+    first_party_proxies: list[str] = []
     max_body_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 64 * 1024
     max_batch_events: Positive = 500
     # Seconds a request may take to arrive whole (head and body), from its first byte or
@@ -74,6 +78,10 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # [retention] in the TOML file, with [retention.sites.NAME] for a site of its own.
     retention: Retention = msgspec.field(default_factory=Retention)
 
+    def __post_init__(self) -> None:
+        # A ValueError names the entry that is no address or network.
+        networks([*self.trusted_proxies, *self.first_party_proxies])
+
 
 def load_settings(
     config_file: Path | None = None,
@@ -98,6 +106,10 @@ def load_settings(
     for name, value in env.items():
         if name.startswith(ENV_PREFIX) and name[len(ENV_PREFIX) :].lower() in fields:
             values[name[len(ENV_PREFIX) :].lower()] = value
+    for name in ("trusted_proxies", "first_party_proxies"):
+        if isinstance(values.get(name), str):  # from the environment: a,b,c
+            entries = values[name].split(",")
+            values[name] = [entry.strip() for entry in entries if entry.strip()]
     values.update({k: v for k, v in overrides.items() if v is not None})
     try:
         # strict=False: environment values are strings ("8787", "true").

@@ -114,7 +114,9 @@ def document(settings: Settings) -> dict[str, Any]:
                 ' /api/v1. Every refusal is a status with a JSON reason, `{"error",'
                 ' "detail"}`. Reports trail the stored events by the aggregation lag: each'
                 " report says up to when it is counted (`counted_until`). Any route may also"
-                " be answered 503 busy when the server holds as many connections as it may.",
+                " be answered 503 busy when the server holds as many connections as it may."
+                " Through a shop's first-party proxy (`first_party_proxies`), only the event routes"
+                " and /ct.js are served: anything else is answered 404 not_public.",
             },
             "tags": TAGS,
             "paths": paths,
@@ -172,8 +174,26 @@ def _event_paths(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
         }
         for name, schema in event_fields.items()
     ]
+
+    def image(said: str) -> dict[str, Any]:
+        return {
+            "tags": ["events"],
+            "summary": "Send one event as an image request",
+            "description": "The fallback for pages that cannot send a beacon: the event's"
+            f" fields in the query string. Answers a 1x1 GIF once stored. {said}",
+            "parameters": as_query,
+            "responses": {
+                "200": {
+                    "description": "Stored (or already stored).",
+                    "content": {"image/gif": {"schema": {"type": "string"}}},
+                },
+                **_refusals("400", "405", "414", "503", said={"400": EVENT_REFUSED}),
+            },
+        }
+
     return {
         "/e": {
+            "get": image("Blocklists' image rules (`/p.gif?`, `.gif`) do not match this path."),
             "post": {
                 "tags": ["events"],
                 "summary": "Send events",
@@ -223,22 +243,7 @@ def _event_paths(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
                 "responses": {"204": {"description": "POST with Content-Type is allowed."}},
             },
         },
-        "/p.gif": {
-            "get": {
-                "tags": ["events"],
-                "summary": "Send one event as an image request",
-                "description": "The fallback for pages that cannot send a beacon: the event's"
-                " fields in the query string. Answers a 1x1 GIF once stored.",
-                "parameters": as_query,
-                "responses": {
-                    "200": {
-                        "description": "Stored (or already stored).",
-                        "content": {"image/gif": {"schema": {"type": "string"}}},
-                    },
-                    **_refusals("400", "405", "414", "503", said={"400": EVENT_REFUSED}),
-                },
-            }
-        },
+        "/p.gif": {"get": image("The same as `GET /e?…`, for snippets cached before it moved.")},
         "/ping": {
             "post": {
                 "tags": ["events"],

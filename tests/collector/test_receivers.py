@@ -259,7 +259,7 @@ def test_health_and_metrics(collector: Collector) -> None:
 
 
 def test_wrong_methods_are_refused(collector: Collector) -> None:
-    response = collector.http.get(f"{collector.url}/e")
+    response = collector.http.put(f"{collector.url}/e")
     assert response.status_code == 405 and response.json()["error"] == "method_not_allowed"
 
 

@@ -61,6 +61,7 @@ class Page:
     blank: bool = True  # a target=_blank twin beside each link
     forget: bool = False  # empty the outbox before the snippet loads: nothing to replay
     list_id: str = "list-1"
+    landing: str = ""  # the origin the links lead to; empty: the destination (another origin)
 
     def query(self) -> str:
         return urlencode({k: int(v) if isinstance(v, bool) else v for k, v in vars(self).items()})
@@ -140,7 +141,7 @@ class Site:
             item = f"{list_id}-book-{position}"
             token = html.escape(self.mint(item, position))
             ping = f' ping="{html.escape(get("ping"))}?t={token}"' if get("ping") else ""
-            href = f"{self.destination}/landing/{item}"
+            href = f"{get('landing') or self.destination}/landing/{item}"
             row = f'<p style="margin-top:{gap}px"><a id="same-{position}" data-ct="{token}"'
             row += f' href="{href}"{ping}>Book {position}</a>'
             if blank:

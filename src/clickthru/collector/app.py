@@ -20,7 +20,7 @@ from clickthru import openapi
 from clickthru.answers import json_response, store_health
 from clickthru.backend import Store, open_store
 from clickthru.collector import metrics
-from clickthru.collector.asgi import Receive, Scope, Send
+from clickthru.collector.asgi import Receive, Scope, Send, error, header_text
 from clickthru.collector.guard import EXCEPTION_HANDLERS, Bounded, guarded
 from clickthru.collector.intake import Intake
 from clickthru.collector.receivers import Beacon, Ping, Pixel
@@ -29,6 +29,7 @@ from clickthru.collector.snippet import Snippet
 from clickthru.config import Settings
 from clickthru.dashboard.app import Dashboard
 from clickthru.privacy import VisitorKeys
+from clickthru.proxies import TrustedProxies
 
 SETTINGS_ENV = "CLICKTHRU_RESOLVED_SETTINGS"  # how `serve` hands settings to worker processes
 HEALTH_TIMEOUT = 2.0
@@ -57,6 +58,7 @@ def create_app(settings: Settings, store: Store | None = None) -> HotPaths:
     sites = SiteCache(store.lookups)
     visitors = VisitorKeys(store.lookups.daily_salt)
     intake = Intake(sites, visitors)
+    proxies = TrustedProxies(settings.trusted_proxies, settings.first_party_proxies)
 
     def maintain() -> None:
         """Reads the hot path would otherwise do on the event loop."""
@@ -127,7 +129,7 @@ def create_app(settings: Settings, store: Store | None = None) -> HotPaths:
         Route("/healthz", healthz),
         Route("/metrics", metrics_text),
         Route(openapi.PATH, api_document),  # before the API's /api/v1/{name}
-        *Dashboard(store, settings.secure_cookies, settings.trust_forwarded_for).routes(),
+        *Dashboard(store, settings.secure_cookies, proxies).routes(),
     ]
     rest = Starlette(routes=routes, lifespan=lifespan, exception_handlers=EXCEPTION_HANDLERS)
     rest.router.redirect_slashes = False  # its redirect names whatever host the client sent
@@ -139,24 +141,44 @@ def create_app(settings: Settings, store: Store | None = None) -> HotPaths:
             "/ct.js": Snippet(),
         },
         rest,
+        proxies,
     )
 
 
 class HotPaths:
     """Sends the intake paths straight to their raw-ASGI endpoints and everything else
     (and the lifespan) to Starlette: a beacon pays for no router or middleware. Every
-    request is guarded (``guard.py``)."""
+    request is guarded (``guard.py``). Only the intake paths are public: what came through
+    a shop's first-party proxy reaches nothing else."""
 
-    def __init__(self, paths: dict[str, ASGIApp], rest: Starlette) -> None:
+    def __init__(self, paths: dict[str, ASGIApp], rest: Starlette, proxies: TrustedProxies) -> None:
         self.paths = paths
         self.rest = rest
         self.bounded_rest = Bounded(rest)  # the intake paths bound and record their own
+        self.proxies = proxies
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.rest(scope, receive, send)  # the lifespan
             return
-        await guarded(self.paths.get(scope["path"], self.bounded_rest), scope, receive, send)
+        endpoint = self.paths.get(scope["path"])
+        if endpoint is None and self._forwarded(scope):
+            endpoint = not_public
+        await guarded(endpoint or self.bounded_rest, scope, receive, send)
+
+    def _forwarded(self, scope: Scope) -> bool:
+        client = scope.get("client")
+        return self.proxies.through_first_party(
+            client[0] if client else "",
+            header_text(scope, b"x-forwarded-for"),
+            header_text(scope, b"forwarded"),
+        )
+
+
+async def not_public(scope: Scope, receive: Receive, send: Send) -> None:
+    await error(
+        send, 404, "not_public", "only the event paths and ct.js are served through a proxy"
+    )
 
 
 def app_from_env() -> HotPaths:

@@ -38,6 +38,11 @@ def header(scope: Scope, name: bytes) -> bytes | None:
     return None
 
 
+def header_text(scope: Scope, name: bytes) -> str | None:
+    value = header(scope, name)
+    return value.decode("latin-1") if value is not None else None
+
+
 async def read_body(receive: Receive, limit: int) -> bytes:
     """The whole request body; raises BodyTooLarge past ``limit`` bytes, Disconnected when
     the client leaves (or is cut off for being too slow) before it has sent it all."""

@@ -1,7 +1,8 @@
-"""The three ways an event arrives, as raw ASGI endpoints.
+"""The ways an event arrives, as raw ASGI endpoints.
 
 - ``POST /e``: beacons, fetches and server-to-server batches (JSON, one or an array).
-- ``GET /p.gif``: the image fallback, the event in the query string.
+- ``GET /e?...``: the image fallback, the event in the query string (``GET /p.gif?...``
+  too, for snippets cached before it moved).
 - ``POST /ping?t=TOKEN``: the HTML ``<a ping>`` attribute, for pages without JavaScript.
 
 Each answers only after the store has committed what it accepted.
@@ -41,6 +42,7 @@ from clickthru.collector.guard import declared_length
 from clickthru.collector.intake import Intake, Judged, Sender
 from clickthru.config import Settings
 from clickthru.events import IncomingEvent, new_event_id
+from clickthru.proxies import TrustedProxies
 from clickthru.store.rows import WriteResult
 from clickthru.store.sink import Sink
 
@@ -90,6 +92,7 @@ class Receiver:
         self.intake = intake
         self.sink = sink
         self.settings = settings
+        self.proxies = TrustedProxies(settings.trusted_proxies, settings.first_party_proxies)
 
     def sender(self, scope: Scope) -> Sender:
         raw_origin = header(scope, b"origin")
@@ -98,12 +101,12 @@ class Receiver:
             # Image requests carry no Origin; the Referer's origin is the next best thing.
             referer = header(scope, b"referer")
             origin = _origin_of(referer.decode("latin-1")) if referer else None
-        forwarded = self.settings.trust_forwarded_for and header(scope, b"x-forwarded-for")
-        if forwarded:
-            ip = forwarded.split(b",")[0].strip().decode("latin-1")
-        else:
-            client = scope.get("client")
-            ip = client[0] if client else ""
+        client = scope.get("client")
+        ip = self.proxies.client(
+            client[0] if client else "",
+            _text(header(scope, b"x-forwarded-for")),
+            _text(header(scope, b"forwarded")),
+        )
         auth = header(scope, b"authorization")
         api_key = auth[7:].decode("latin-1") if auth and auth[:7].lower() == b"bearer " else None
         return Sender(
@@ -165,16 +168,36 @@ class Receiver:
         await error(send, status, reason, detail)
 
 
-class Beacon(Receiver):
-    """``POST /e``."""
+class Pixel(Receiver):
+    """``GET /p.gif?id=...&kind=click&token=...``: answers a 1x1 GIF once stored."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["method"] != "GET":  # not HEAD: a prefetcher's probe is not a click
+            await method_not_allowed(send, "GET")
+            return
+        await self.pixel(scope, send)
+
+    async def pixel(self, scope: Scope, send: Send) -> None:
+        sender = self.sender(scope)
+        query = await self.read_query(send, scope, sender)
+        if query is not None:
+            await self.store_one(send, query, sender, "img", (200, GIF, GIF_HEADERS))
+
+
+class Beacon(Pixel):
+    """``POST /e``; and ``GET /e?id=...``, the image fallback under a name that blocklists'
+    image rules (``/p.gif?``, ``.gif``) do not match."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         method = scope["method"]
         if method == "OPTIONS":
             await respond(send, 204, b"", PREFLIGHT)
             return
+        if method == "GET":
+            await self.pixel(scope, send)
+            return
         if method != "POST":
-            await method_not_allowed(send, "POST", "OPTIONS")
+            await method_not_allowed(send, "POST", "GET", "OPTIONS")
             return
         sender = self.sender(scope)
         limit = self.settings.max_body_bytes
@@ -228,19 +251,6 @@ class Beacon(Receiver):
             return
         rejected = [RejectedEvent(r.index, r.reason, r.detail or None) for r in judged.rejections]
         await respond_json(send, 200, Acknowledgement(result.accepted, result.duplicates, rejected))
-
-
-class Pixel(Receiver):
-    """``GET /p.gif?id=...&kind=click&token=...``: answers a 1x1 GIF once stored."""
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["method"] != "GET":  # not HEAD: a prefetcher's probe is not a click
-            await method_not_allowed(send, "GET")
-            return
-        sender = self.sender(scope)
-        query = await self.read_query(send, scope, sender)
-        if query is not None:
-            await self.store_one(send, query, sender, "img", (200, GIF, GIF_HEADERS))
 
 
 class Ping(Receiver):

@@ -25,6 +25,7 @@ from clickthru.dashboard.auth import (
 )
 from clickthru.dashboard.erasure import SiteErasure
 from clickthru.dashboard.throttle import SignInThrottle
+from clickthru.proxies import TrustedProxies
 from clickthru.reports import Query, Reports
 
 PAGES = ("overview", "placements", "items", "positions", "health")
@@ -37,14 +38,14 @@ def html(body: str, status: int = 200) -> HTMLResponse:
 
 class Dashboard:
     def __init__(
-        self, store: Store, secure_cookies: bool, trust_forwarded_for: bool = False
+        self, store: Store, secure_cookies: bool, proxies: TrustedProxies | None = None
     ) -> None:
         self.store = store
         self.gate = Gate(store.access, secure_cookies)
         self.reports: Reports = store.reports
         self.api = ReportsAPI(store, self.gate)
         self.throttle = SignInThrottle()
-        self.trust_forwarded_for = trust_forwarded_for
+        self.proxies = proxies or TrustedProxies([])
 
     def routes(self) -> list[BaseRoute]:
         static = StaticFiles(packages=[("clickthru.dashboard", "static")])
@@ -75,7 +76,7 @@ class Dashboard:
                 error = "The form expired; please sign in again."
             else:
                 name = str(form.get("name", ""))
-                address = client_address(request, self.trust_forwarded_for)
+                address = client_address(request, self.proxies)
                 wait = self.throttle.retry_after(name, address)
                 if wait is not None:
                     return self._too_many_attempts(token, next_url, wait)

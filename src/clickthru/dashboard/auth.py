@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from clickthru.access import Access, Session, User
+from clickthru.proxies import TrustedProxies
 
 MAX_FORM_BYTES = 4096
 MAX_FORM_FIELDS = 10
@@ -110,14 +111,11 @@ async def form_fields(request: Request) -> dict[str, str]:
         return {}
 
 
-def client_address(request: Request, trust_forwarded_for: bool) -> str:
-    """The client's address; behind a proxy of one's own, the one it saw. That is the last
-    X-Forwarded-For entry: a proxy appends to what the client sent, so earlier entries are
-    whatever the client chose to say."""
-    forwarded = request.headers.get("x-forwarded-for") if trust_forwarded_for else None
-    if forwarded:
-        return forwarded.rsplit(",", 1)[-1].strip()
-    return request.client.host if request.client else ""
+def client_address(request: Request, proxies: TrustedProxies) -> str:
+    """The client's address; behind a trusted proxy, the one it saw (``proxies.py``)."""
+    peer = request.client.host if request.client else ""
+    headers = request.headers
+    return proxies.client(peer, headers.get("x-forwarded-for"), headers.get("forwarded"))
 
 
 # A dashboard page and its filters, in characters no browser reads as another host or as
