@@ -195,3 +195,13 @@ def test_serve_takes_its_settings_from_a_toml_file_in_the_working_folder(tmp_pat
     finally:
         server.terminate()
         server.wait(10)
+
+
+def test_a_token_minted_with_a_variant_carries_it(db: Path) -> None:
+    run(db, "site", "add", "shop", "--origin", "https://shop.example")
+    minted = run(
+        db, "token", "--site", "shop", "--list-id", "L1", "--item", "emma", "--position", "1",
+        "--placement", "home", "--variant", "B",
+    ).output.strip()  # fmt: skip
+    keys = {k.key_id: k.secret for k in open_store(str(db)).admin.site("shop").keys}
+    assert tokens.verify(minted, lambda site, key_id: keys.get(key_id)).variant == "B"

@@ -194,9 +194,17 @@ def site_rotate_key(ctx: Context, name: str) -> None:
 @click.option("--position", type=click.IntRange(min=1), required=True, help="1-based.")
 @click.option("--placement", required=True, help='Where it is shown ("product-page-bottom").')
 @click.option("--ttl", type=click.IntRange(min=1), default=tokens.DEFAULT_TTL, show_default=True)
+@click.option("--variant", default=None, help="The model or experiment arm that served the list.")
 @pass_context
 def token(
-    ctx: Context, site_name: str, list_id: str, item: str, position: int, placement: str, ttl: int
+    ctx: Context,
+    site_name: str,
+    list_id: str,
+    item: str,
+    position: int,
+    placement: str,
+    ttl: int,
+    variant: str | None,
 ) -> None:
     """Mint an attribution token with the site's current key."""
     key = ctx.store().admin.site(site_name).signing_key
@@ -211,6 +219,7 @@ def token(
                 position=position,
                 placement=placement,
                 ttl=ttl,
+                variant=variant,
             )
         )
     except ValueError as error:
