@@ -24,13 +24,14 @@ from clickthru.collector.receivers import MAX_JSON_DEPTH, PING_BODY_BYTES
 from clickthru.config import Settings
 from clickthru.dashboard.api import READS
 from clickthru.dashboard.auth import SESSION_COOKIE
-from clickthru.events import IncomingEvent
+from clickthru.events import IncomingConversion, IncomingEvent
 from clickthru.reports import DataHealth, ExportedEvent, LatestClicks, Report, SiteList
 
 PATH: Final = "/api/v1/openapi.json"
 REF: Final = "#/components/schemas/{name}"
 SCHEMAS: Final = (
     IncomingEvent,
+    IncomingConversion,
     Acknowledgement,
     Refusal,
     StoreHealth,
@@ -60,7 +61,8 @@ REFUSALS: Final = {
 EVENT_REFUSED: Final = (
     "The event was refused, and is kept with its reason: `error` says which (token_missing,"
     " token_malformed, token_bad_signature, token_unknown_key, token_expired, invalid_event,"
-    " origin_not_allowed, …); or too_many_parameters."
+    " origin_not_allowed, …; for a conversion bad_currency, negative_value, unknown_click,"
+    " unknown_site, conversion_bad_api_key); or too_many_parameters."
 )
 NO_PARAMETERS: Final = {
     "400": f"too_many_parameters: a query string has at most {params.MAX_QUERY_FIELDS} fields."
@@ -90,7 +92,7 @@ SECURITY: Final = {
         "type": "http",
         "scheme": "bearer",
         "description": "The site's API key, from `clickthru site add`: only for serve events,"
-        " sent by the recommendation service.",
+        " sent by the recommendation service, and for conversions the shop's server confirms.",
     },
 }
 
@@ -149,12 +151,13 @@ def _text(media_type: str, description: str) -> dict[str, Any]:
 
 
 def _event_paths(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
+    one = {"oneOf": [_ref(IncomingEvent), _ref(IncomingConversion)]}
     batch = {
         "oneOf": [
-            _ref(IncomingEvent),
+            *one["oneOf"],
             {
                 "type": "array",
-                "items": _ref(IncomingEvent),
+                "items": one,
                 "minItems": 1,
                 "maxItems": settings.max_batch_events,
             },
@@ -179,7 +182,9 @@ def _event_paths(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
                 "summary": "Send events",
                 "description": "One event or an array of them, from a browser (sendBeacon or"
                 " fetch) or, for serve events, from the recommendation service with its site's"
-                " API key. The answer comes once everything accepted is committed. One bad"
+                " API key. A conversion (an order) comes from its confirmation page, or from"
+                " the shop's server with the site's API key; both of one order merge."
+                " The answer comes once everything accepted is committed. One bad"
                 " event never costs the others: it is listed in `rejected` (and kept with its"
                 f" reason). At most {settings.max_body_bytes} bytes and"
                 f" {settings.max_batch_events} events a request. A browser's events must come"

@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 ONE_EVENT = "(" + ", ".join("?" * len(EventRow._fields)) + ")"
 # Rows per multi-row INSERT: one SQLite step (and one GIL hand-off) per chunk instead of
-# per row; 125 x 17 parameters stays far below SQLite's limit of 32,766.
+# per row; 125 x 24 parameters stays far below SQLite's limit of 32,766.
 EVENTS_PER_STATEMENT = 125
 BUSY_TIMEOUT_MS = 10_000
 # A write still queued or blocked after this long fails; the client sends again, and if
