@@ -25,7 +25,15 @@ from clickthru.config import Settings
 from clickthru.dashboard.api import READS
 from clickthru.dashboard.auth import SESSION_COOKIE
 from clickthru.events import IncomingConversion, IncomingEvent
-from clickthru.reports import DataHealth, ExportedEvent, LatestClicks, Report, SiteList
+from clickthru.reports import (
+    ConversionReport,
+    DataHealth,
+    Experiment,
+    ExportedEvent,
+    LatestClicks,
+    Report,
+    SiteList,
+)
 
 PATH: Final = "/api/v1/openapi.json"
 REF: Final = "#/components/schemas/{name}"
@@ -40,6 +48,8 @@ SCHEMAS: Final = (
     LatestClicks,
     SiteList,
     ExportedEvent,
+    ConversionReport,
+    Experiment,
 )
 
 # What each refusal means, for the document; the JSON body always says which (`error`).
@@ -297,6 +307,21 @@ def _report_paths() -> dict[str, Any]:
             }
         },
         "latest": {"200": {"description": "Newest first.", "content": _json(LatestClicks)}},
+        "conversions": {
+            "200": {
+                "description": "The report (format=csv: its rows, a revenue column per currency).",
+                "content": {
+                    **_json(ConversionReport),
+                    "text/csv": {"schema": {"type": "string"}},
+                },
+            }
+        },
+        "experiment": {
+            "200": {
+                "description": "The variants (format=csv: a row each).",
+                "content": {**_json(Experiment), "text/csv": {"schema": {"type": "string"}}},
+            }
+        },
         "export": {
             "200": {
                 "description": "Streamed, oldest first: CSV with a header row, or NDJSON, one"
@@ -314,6 +339,8 @@ def _report_paths() -> dict[str, Any]:
         "health": "Events, bots, duplicates and refused events by reason",
         "latest": "The latest clicks",
         "export": "The raw events",
+        "conversions": "Orders, conversion rate and revenue per currency, grouped",
+        "experiment": "Variants against the control: CTR, conversions, revenue, p-values",
     }
     return {
         f"/api/v1/{name}": {

@@ -32,10 +32,12 @@ from clickthru.dashboard.parameters import (
     Names,
     Parameter,
     Switch,
+    Text,
     Whole,
 )
 from clickthru.params import MAX_INT64, BadParameter
 from clickthru.reports import (
+    CONVERSION_GROUPINGS,
     COUNT_FIELDS,
     EXPORT_COLUMNS,
     GROUPINGS,
@@ -45,6 +47,8 @@ from clickthru.reports import (
     Query,
     Reports,
     SiteList,
+    conversion_table,
+    experiment_table,
 )
 
 T = TypeVar("T")
@@ -76,12 +80,23 @@ TABLE = Choice(
     ("json", "csv"), "json",
 )  # fmt: skip
 EVENTS = Choice("format", "CSV, or NDJSON: one JSON object a line.", ("csv", "ndjson"), "csv")
+BY_CLICK = Choice(
+    "by", "What each row is: the clicked placement, item, position or variant, or a UTC day.",
+    CONVERSION_GROUPINGS, "placement",
+)  # fmt: skip
+CONTROL = Text(
+    "control", 'The variant the others are tested against. Default: "A" if there is one, else'
+    " the first by name.",
+)  # fmt: skip
+VARIANTS = Choice("format", "JSON, or CSV: a row per variant.", ("json", "csv"), "json")
 READS: dict[str, tuple[Parameter[Any], ...]] = {
     "sites": ASKED,
     "report": (*ASKED, BY, ROWS, TABLE),
     "health": (*ASKED, TABLE),
     "latest": (*ASKED, AFTER, CLICKS),
     "export": (*ASKED, EVENTS),
+    "conversions": (*ASKED, BY_CLICK, ROWS, TABLE),
+    "experiment": (*ASKED, CONTROL, VARIANTS),
 }
 
 
@@ -200,6 +215,8 @@ class ReportsAPI:
                 "health": self.health,
                 "latest": self.latest,
                 "export": self.export,
+                "conversions": self.conversions,
+                "experiment": self.experiment,
             }.get(name)
             if endpoint is None:
                 raise Refused(404, "not_found", "no such report")
@@ -256,3 +273,18 @@ class ReportsAPI:
                 headers={"content-disposition": 'attachment; filename="clickthru-events.ndjson"'},
             )
         return csv_response(EXPORT_COLUMNS, rows, "clickthru-events")
+
+    async def conversions(self, request: Request, args: Arguments) -> Response:
+        _, query = await self._visitor_and_query(request, args)
+        by, limit = args[BY_CLICK], args[ROWS]
+        document = await run_in_threadpool(self.reports.conversions, query, by, limit)
+        if args[TABLE] == "csv":
+            return csv_response(*conversion_table(document), f"clickthru-conversions-{by}")
+        return json_response(document)
+
+    async def experiment(self, request: Request, args: Arguments) -> Response:
+        _, query = await self._visitor_and_query(request, args)
+        document = await run_in_threadpool(self.reports.experiment, query, args[CONTROL])
+        if args[VARIANTS] == "csv":
+            return csv_response(*experiment_table(document), "clickthru-experiment")
+        return json_response(document)
