@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import json
 import re
 import subprocess
 import sys
@@ -234,3 +235,21 @@ def test_conversions_and_experiment_print_what_the_store_counted(db: Path) -> No
     assert [row[0] for row in rows[1:]] == ["A", "B"]
     assert rows[0][-2:] == ["revenue_GBP", "revenue_per_1000_views_GBP"]
     assert rows[1][-2:] == ["23.5", "4700.0"]
+
+
+def test_outcomes_print_one_line_per_shown_item(db: Path) -> None:
+    run(db, "site", "add", "shop", "--origin", "https://shop.example")
+    store = open_store(str(db))
+    now = int(time.time() * 1000)
+    shown = [
+        EventRow(f"s{n}", kind, "shop", "L1", f"i{n}", n + 1, "home", "k1", 0, None, now, None,
+                 None, "server", None, False, None)
+        for n, kind in enumerate(["serve", "view", "click"])
+    ]  # fmt: skip
+    asyncio.run(store.sink.write(Batch(events=shown)))
+    store.aggregator.catch_up()
+    store.close()
+    lines = run(db, "outcomes").output.splitlines()
+    assert [json.loads(line)["item"] for line in lines] == ["i0", "i1"]  # a click alone: not shown
+    rows = list(csv.reader(io.StringIO(run(db, "outcomes", "--format", "csv").output)))
+    assert rows[0][:3] == ["site", "list_id", "item"] and len(rows) == 3

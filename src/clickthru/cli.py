@@ -27,12 +27,14 @@ from clickthru.reports import (
     CONVERSION_GROUPINGS,
     COUNT_FIELDS,
     GROUPINGS,
+    OUTCOME_COLUMNS,
     ConversionGrouping,
     Grouping,
     Query,
     aligned,
     conversion_table,
     experiment_table,
+    outcome_cells,
     report_table,
 )
 
@@ -369,6 +371,32 @@ def experiment(
     query = _question(ctx, since, until, sites, bots)
     document = ctx.store().reports.experiment(query, control)
     _print(document, experiment_table(document), output)
+
+
+@cli.command()
+@click.option(
+    "--since", default="7d", show_default=True, help="ISO date/time, or 30m, 24h, 7d ago."
+)
+@click.option("--until", default=None, help="ISO date/time (default: now).")
+@click.option("--site", "sites", multiple=True, help="Only these sites (default: all).")
+@click.option("--bots", is_flag=True, help="Count bot-flagged events too.")
+@click.option(
+    "--format", "output", type=click.Choice(["ndjson", "csv"]), default="ndjson",
+    show_default=True,
+)  # fmt: skip
+@pass_context
+def outcomes(
+    ctx: Context, since: str, until: str | None, sites: tuple[str, ...], bots: bool, output: str
+) -> None:
+    """What became of each recommended (list, item) served or viewed: for training."""
+    rows = ctx.store().reports.outcomes(_question(ctx, since, until, sites, bots))
+    if output == "csv":
+        writer = csv.writer(sys.stdout)
+        writer.writerow(OUTCOME_COLUMNS)
+        writer.writerows(inert_row(outcome_cells(outcome)) for outcome in rows)
+        return
+    for outcome in rows:
+        sys.stdout.write(msgspec.json.encode(outcome).decode() + "\n")
 
 
 @cli.command()

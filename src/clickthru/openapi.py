@@ -31,6 +31,7 @@ from clickthru.reports import (
     Experiment,
     ExportedEvent,
     LatestClicks,
+    Outcome,
     Report,
     SiteList,
 )
@@ -50,6 +51,7 @@ SCHEMAS: Final = (
     ExportedEvent,
     ConversionReport,
     Experiment,
+    Outcome,
 )
 
 # What each refusal means, for the document; the JSON body always says which (`error`).
@@ -316,6 +318,16 @@ def _report_paths() -> dict[str, Any]:
                 },
             }
         },
+        "outcomes": {
+            "200": {
+                "description": "Streamed, by site, list and item: CSV with a header row, or"
+                " NDJSON, one Outcome a line.",
+                "content": {
+                    "text/csv": {"schema": {"type": "string"}},
+                    "application/x-ndjson": {"schema": {"type": "string"}},
+                },
+            }
+        },
         "experiment": {
             "200": {
                 "description": "The variants (format=csv: a row each).",
@@ -341,6 +353,7 @@ def _report_paths() -> dict[str, Any]:
         "export": "The raw events",
         "conversions": "Orders, conversion rate and revenue per currency, grouped",
         "experiment": "Variants against the control: CTR, conversions, revenue, p-values",
+        "outcomes": "What became of each recommended (list, item): for training",
     }
     return {
         f"/api/v1/{name}": {

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import time
 import uuid
 from collections import Counter
@@ -57,7 +58,7 @@ def api(collector: Collector, key: str, path: str, **params: Any) -> Any:
         timeout=10,
     )
     assert answer.status_code == 200, answer.text
-    return answer.json() if params.get("format") != "csv" else answer.text
+    return answer.json() if params.get("format") not in ("csv", "ndjson") else answer.text
 
 
 def numbers(collector: Collector, key: str) -> Counter[Any]:
@@ -227,3 +228,37 @@ def test_the_experiment_states_the_statistics_and_the_csv_its_currencies(
     text = api(collector, users.operator_key, "experiment", format="csv")
     header = next(csv.reader(io.StringIO(text)))
     assert header[:3] == ["variant", "views", "clicks"]
+
+
+def test_the_outcome_export_streams_ndjson_and_csv(served: tuple[Collector, Users]) -> None:
+    collector, users = served
+    run = uuid.uuid4().hex[:8]
+    shown = {"list_id": f"{run}-list", "item": "=emma", "variant": "B"}
+    view = collector.event(kind="view", **shown)
+    hit = collector.event(kind="click", **shown)
+    for event in (view, hit):
+        collector.post(event, headers=PERSON)
+    order = {
+        "id": new_id(), "kind": "conversion", "site": "shop", "order": f"{run}-1", "value": 9.5,
+        "currency": "EUR", "clicks": [{"id": hit["id"], "token": hit["token"], "ts": now_ms()}],
+    }  # fmt: skip
+    assert collector.post(order, headers=PERSON).json()["accepted"] == 1
+    collector.counted()
+    lines = api(collector, users.operator_key, "outcomes", format="ndjson").splitlines()
+    [mine] = [json.loads(line) for line in lines if f"{run}-list" in line]
+    assert mine["item"] == "'=emma"  # inert for a spreadsheet
+    assert (mine["variant"], mine["viewed"], mine["clicked"]) == ("B", True, True)
+    assert (mine["converted"], mine["value"]) == (1, {"EUR": 9.5})
+    text = api(collector, users.operator_key, "outcomes", format="csv")
+    rows = list(csv.DictReader(io.StringIO(text)))
+    [row] = [r for r in rows if r["list_id"] == f"{run}-list"]
+    assert (row["viewed"], row["clicked"], row["converted"], row["value"]) == (
+        "1",
+        "1",
+        "1",
+        "9.5 EUR",
+    )
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)

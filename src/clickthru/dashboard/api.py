@@ -22,7 +22,7 @@ from starlette.responses import Response, StreamingResponse
 
 from clickthru.answers import Refusal, json_response
 from clickthru.backend import Store
-from clickthru.cells import inert_row
+from clickthru.cells import inert, inert_row
 from clickthru.clock import now_ms
 from clickthru.dashboard.auth import Gate, Visitor
 from clickthru.dashboard.parameters import (
@@ -41,6 +41,7 @@ from clickthru.reports import (
     COUNT_FIELDS,
     EXPORT_COLUMNS,
     GROUPINGS,
+    OUTCOME_COLUMNS,
     DataHealth,
     ExportedEvent,
     LatestClicks,
@@ -49,6 +50,7 @@ from clickthru.reports import (
     SiteList,
     conversion_table,
     experiment_table,
+    outcome_cells,
 )
 
 T = TypeVar("T")
@@ -97,6 +99,7 @@ READS: dict[str, tuple[Parameter[Any], ...]] = {
     "export": (*ASKED, EVENTS),
     "conversions": (*ASKED, BY_CLICK, ROWS, TABLE),
     "experiment": (*ASKED, CONTROL, VARIANTS),
+    "outcomes": (*ASKED, EVENTS),
 }
 
 
@@ -217,6 +220,7 @@ class ReportsAPI:
                 "export": self.export,
                 "conversions": self.conversions,
                 "experiment": self.experiment,
+                "outcomes": self.outcomes,
             }.get(name)
             if endpoint is None:
                 raise Refused(404, "not_found", "no such report")
@@ -288,3 +292,25 @@ class ReportsAPI:
         if args[VARIANTS] == "csv":
             return csv_response(*experiment_table(document), "clickthru-experiment")
         return json_response(document)
+
+    async def outcomes(self, request: Request, args: Arguments) -> Response:
+        _, query = await self._visitor_and_query(request, args)
+        outcomes = self.reports.outcomes(query)
+        if args[EVENTS] == "ndjson":
+            encode = msgspec.json.encode
+
+            def lines() -> Iterator[bytes]:
+                for outcome in outcomes:
+                    inert_texts = {
+                        name: inert(getattr(outcome, name))
+                        for name in ("list_id", "item", "placement", "variant")
+                    }
+                    yield encode(msgspec.structs.replace(outcome, **inert_texts)) + b"\n"
+
+            return StreamingResponse(
+                lines(),
+                media_type="application/x-ndjson",
+                headers={"content-disposition": 'attachment; filename="clickthru-outcomes.ndjson"'},
+            )
+        rows = (outcome_cells(outcome) for outcome in outcomes)
+        return csv_response(OUTCOME_COLUMNS, rows, "clickthru-outcomes")

@@ -17,6 +17,7 @@ from clickthru.reports.model import (
     COUNT_FIELDS,
     EXPORT_COLUMNS,
     GROUPINGS,
+    OUTCOME_COLUMNS,
     Asked,
     Click,
     ConversionGrouping,
@@ -30,6 +31,7 @@ from clickthru.reports.model import (
     Grouping,
     Health,
     LatestClicks,
+    Outcome,
     Query,
     Report,
     ReportRow,
@@ -38,13 +40,20 @@ from clickthru.reports.model import (
     VariantFigures,
 )
 from clickthru.reports.sql import Reports
-from clickthru.reports.text import aligned, conversion_table, experiment_table, report_table
+from clickthru.reports.text import (
+    aligned,
+    conversion_table,
+    experiment_table,
+    outcome_cells,
+    report_table,
+)
 
 __all__ = [
     "CONVERSION_GROUPINGS",
     "COUNT_FIELDS",
     "EXPORT_COLUMNS",
     "GROUPINGS",
+    "OUTCOME_COLUMNS",
     "Asked",
     "Click",
     "ConversionGrouping",
@@ -58,6 +67,7 @@ __all__ = [
     "Grouping",
     "Health",
     "LatestClicks",
+    "Outcome",
     "Query",
     "Report",
     "ReportRow",
@@ -68,5 +78,6 @@ __all__ = [
     "aligned",
     "conversion_table",
     "experiment_table",
+    "outcome_cells",
     "report_table",
 ]

@@ -345,3 +345,26 @@ class Experiment(Asked, frozen=True, kw_only=True):
     uncounted_events: Annotated[
         int, msgspec.Meta(ge=0, description="events stored and not counted yet")
     ]
+
+
+class Outcome(msgspec.Struct, frozen=True):
+    """What became of one recommended (list, item) served or viewed in the range: a row
+    of the outcome export, for training. Everything in it happened in the range; orders
+    count by the day they were first told, attributed to a click on this (list, item)."""
+
+    site: str
+    list_id: str
+    item: str
+    position: Annotated[int, msgspec.Meta(ge=0)]
+    placement: str
+    variant: Annotated[str, msgspec.Meta(description='"" without one')]
+    served_at: UnixMs | None
+    viewed_at: UnixMs | None
+    clicked_at: UnixMs | None
+    viewed: bool
+    clicked: bool
+    converted: Annotated[int, msgspec.Meta(ge=0, description="orders attributed to its clicks")]
+    value: Revenue
+
+
+OUTCOME_COLUMNS: tuple[str, ...] = Outcome.__struct_fields__

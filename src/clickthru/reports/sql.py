@@ -20,6 +20,7 @@ from clickthru.reports.model import (
     Health,
     OrderFigures,
     Orders,
+    Outcome,
     Query,
     Report,
     ReportRow,
@@ -41,6 +42,7 @@ GROUPED: dict[Grouping, tuple[str, str, str, str]] = {
 }
 
 
+OUTCOME_PAGE = 5000  # (list, item) rows per read of the outcome export
 # conversion grouping -> (the daily rollup with its views, the key there, the key in orders)
 BY_CLICK: dict[ConversionGrouping, tuple[str, str, str]] = {
     "placement": ("rollup_items", "placement", "placement"),
@@ -294,3 +296,46 @@ class Reports:
             counted_until=lag.counted_until,
             uncounted_events=lag.events,
         )
+
+    def outcomes(self, query: Query) -> Iterator[Outcome]:
+        """One row per (list, item) served or viewed in the range, by site, list and item:
+        read in pages, so memory stays flat whatever the range."""
+        marks = ", ".join("?" * len(query.sites))
+        bots = "" if query.bots else " AND bot = 0"
+        in_range = f"site IN ({marks}) AND received_at >= ? AND received_at < ?{bots}"
+        asked_ = [*query.sites, query.since_ms, query.until_ms]
+        conn = self._connect()
+        value: dict[tuple[str, str, str], dict[str, float]] = {}
+        converted: dict[tuple[str, str, str], int] = {}
+        for site, list_id, item, currency, count, micros in conn.execute(
+            "SELECT site, list_id, item, currency, count(*), CAST(sum(value) AS BIGINT)"
+            f" FROM orders WHERE {in_range} AND click_id IS NOT NULL"
+            " GROUP BY site, list_id, item, currency",
+            asked_,
+        ):
+            key = (site, list_id, item)
+            value.setdefault(key, {})[currency] = int(micros) / 1_000_000
+            converted[key] = converted.get(key, 0) + count
+        sql = (
+            "SELECT site, list_id, item, min(position), min(placement), max(variant),"
+            " min(CASE WHEN kind = 'serve' THEN received_at END),"
+            " min(CASE WHEN kind = 'view' THEN received_at END),"
+            " min(CASE WHEN kind = 'click' THEN received_at END)"
+            f" FROM events WHERE {in_range} AND kind IN ('serve', 'view', 'click')"
+            " AND (site, list_id, item) > (?, ?, ?) GROUP BY site, list_id, item"
+            " HAVING count(CASE WHEN kind IN ('serve', 'view') THEN 1 END) > 0"
+            " ORDER BY site, list_id, item LIMIT ?"
+        )
+        after = ("", "", "")
+        while True:
+            rows = conn.execute(sql, [*asked_, *after, OUTCOME_PAGE]).fetchall()
+            for site, list_id, item, position, placement, variant, served, viewed, clicked in rows:
+                key = (site, list_id, item)
+                yield Outcome(
+                    site, list_id, item, position, placement, variant, served, viewed, clicked,
+                    viewed is not None, clicked is not None, converted.get(key, 0),
+                    value.get(key, {}),
+                )  # fmt: skip
+            if len(rows) < OUTCOME_PAGE:
+                return
+            after = tuple(rows[-1][:3])

@@ -6,7 +6,14 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from clickthru.reports.model import ConversionReport, Experiment, Report, VariantFigures
+from clickthru.reports.model import (
+    OUTCOME_COLUMNS,
+    ConversionReport,
+    Experiment,
+    Outcome,
+    Report,
+    VariantFigures,
+)
 
 COLUMNS = ("views", "clicks", "unique_views", "unique_clicks", "ctr")
 HEADERS = ("views", "clicks", "unique views", "unique clicks", "CTR")
@@ -104,3 +111,11 @@ def aligned(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
                        for i, c in enumerate(row)).rstrip() for row in cells]  # fmt: skip
     lines.insert(1, "  ".join("-" * width for width in widths))
     return "\n".join(lines)
+
+
+def outcome_cells(outcome: Outcome) -> list[object]:
+    """An outcome as a CSV row: flags 0/1, its value per currency as "23.5 GBP; 10 EUR"."""
+    cells: list[object] = [getattr(outcome, name) for name in OUTCOME_COLUMNS[:-1]]
+    cells[9:11] = [int(outcome.viewed), int(outcome.clicked)]
+    value = "; ".join(f"{amount:g} {currency}" for currency, amount in outcome.value.items())
+    return [*cells, value]
