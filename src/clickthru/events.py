@@ -104,7 +104,6 @@ class IncomingConversion(msgspec.Struct, frozen=True):
 
     id: EventId
     kind: Literal["conversion"]
-    site: Annotated[str, msgspec.Meta(min_length=1, max_length=200, description="the shop")]
     order: Annotated[
         str, msgspec.Meta(min_length=1, max_length=200, description="the shop's order id")
     ]
@@ -126,6 +125,17 @@ class IncomingConversion(msgspec.Struct, frozen=True):
             " attribution window gets the order",
         ),
     ] = []
+    site: (
+        Annotated[
+            str,
+            msgspec.Meta(
+                min_length=1,
+                max_length=200,
+                description="the shop; from a page, by default the site its origin belongs to",
+            ),
+        ]
+        | None
+    ) = None
     ts: Moment | None = None
     page: Url | None = None
     via: Via | None = None

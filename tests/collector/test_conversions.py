@@ -164,3 +164,16 @@ def test_conversions_leave_the_click_counters_alone(app: App) -> None:
     assert len(orders(app)) == 2
     counters = app.query("SELECT sum(clicks), sum(views), count(*) FROM rollup_hourly")
     assert counters == [(1, 0, 1)]
+
+
+def test_a_page_need_not_name_its_site(app: App) -> None:
+    event = conversion()
+    del event["site"]
+    assert page(app, event)["accepted"] == 1
+    app.counted()
+    assert app.query("SELECT site FROM orders") == [("shop",)]
+
+
+def test_the_conversion_reader_is_served_beside_the_snippet(app: App) -> None:
+    answer = app.client().get("/ctc.js")
+    assert answer.status_code == 200 and b"data-ct-conversion" in answer.content

@@ -179,7 +179,9 @@ class Intake:
             event = msgspec.convert(item, IncomingConversion, strict=False)
         except msgspec.ValidationError as error:
             raise _Refused("invalid_event", explain(str(error)), site) from None
-        site = event.site
+        site = event.site or (sender.origin and self._sites.site_of(sender.origin)) or ""
+        if not site:
+            raise _Refused("unknown_site", "name the site: no site has this origin alone")
         if sender.api_key is not None:  # the shop's server, confirming
             if not self._sites.api_key_valid(site, sender.api_key):
                 raise _Refused("conversion_bad_api_key", None, site)
