@@ -17,6 +17,7 @@ import contextlib
 import fcntl
 import functools
 import itertools
+import json
 import logging
 import os
 import queue
@@ -108,20 +109,46 @@ ROLLUPS_VERSION = 2  # the migration that added rollups; a file older than it ge
 
 
 def migrate(conn: sqlite3.Connection) -> int:
-    """Apply the migrations this file has not seen yet; returns the schema version."""
+    """Apply the migrations this file has not seen yet; returns the schema version.
+
+    ``user_version`` is the highest applied. Numbers missing below it when it was set
+    (a migration made on a branch that merged later) are noted in ``meta``, and applied
+    when they arrive."""
     with write_transaction(conn):
         version: int = conn.execute("PRAGMA user_version").fetchone()[0]
         build_rollups = version < ROLLUPS_VERSION
-        for number, script in migrations():
-            if number > version:
+        missing = _missing(conn)
+        shipped = migrations()
+        for number, script in shipped:
+            if number > version or number in missing:
                 # executescript would commit our transaction; run statement by statement.
                 for statement in _statements(script):
                     conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {number}")
-                version = number
+                version = max(version, number)
+                conn.execute(f"PRAGMA user_version = {version}")
+        numbers = {number for number, _ in shipped}
+        gaps = [n for n in range(1, version + 1) if n not in numbers]
+        if gaps or missing:
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('missing_migrations', ?)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (json.dumps(gaps),),
+            )
         if build_rollups:  # on the schema as it is now, after every migration
             rollups.rebuild(conn)
     return version
+
+
+def _missing(conn: sqlite3.Connection) -> set[int]:
+    """The migration numbers below ``user_version`` that this file never had."""
+    has_meta = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
+    ).fetchone()
+    row = (
+        has_meta
+        and conn.execute("SELECT value FROM meta WHERE key = 'missing_migrations'").fetchone()
+    )
+    return set(json.loads(row[0])) if row else set()
 
 
 def _statements(script: str) -> list[str]:
