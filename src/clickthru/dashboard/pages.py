@@ -145,6 +145,13 @@ def render_page(
         raw_exports=[
             (kind.upper(), _api_link("export", choice, format=kind)) for kind in RAW_FORMATS
         ],
+        conversion_exports=[
+            (label, _api_link("conversions", choice, by=by, format="csv"))
+            for by, label in (*EXPORTS, ("variant", "Per variant"))
+        ],
+        outcome_exports=[
+            (kind.upper(), _api_link("outcomes", choice, format=kind)) for kind in RAW_FORMATS
+        ],
         latest_source=_api_link("latest", {"site": site, "bots": choice["bots"]}),
         latest_limit=LATEST_LIMIT,
         counted_until=counted_until,
