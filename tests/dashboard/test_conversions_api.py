@@ -249,6 +249,8 @@ def test_the_outcome_export_streams_ndjson_and_csv(served: tuple[Collector, User
     assert mine["item"] == "'=emma"  # inert for a spreadsheet
     assert (mine["variant"], mine["viewed"], mine["clicked"]) == ("B", True, True)
     assert (mine["converted"], mine["value"]) == (1, {"EUR": 9.5})
+    raw = api(collector, users.operator_key, "export", format="ndjson")
+    assert f"{run}-list" in raw and '"conversion"' not in raw  # orders are not raw events
     text = api(collector, users.operator_key, "outcomes", format="csv")
     rows = list(csv.DictReader(io.StringIO(text)))
     [row] = [r for r in rows if r["list_id"] == f"{run}-list"]

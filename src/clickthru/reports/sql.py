@@ -156,12 +156,14 @@ class Reports:
         ]
 
     def export(self, query: Query) -> Iterator[Sequence[object]]:
-        """Raw events in the range, oldest first, read in pages so memory stays flat."""
+        """Raw clicks, views and serves in the range, oldest first, read in pages so memory
+        stays flat (orders have the outcome export and the conversion reports)."""
         marks = ", ".join("?" * len(query.sites))
         bots = "" if query.bots else " AND bot = 0"
         sql = (
             f"SELECT {', '.join(EXPORT_COLUMNS)} FROM events"
             f" WHERE site IN ({marks}) AND received_at >= ? AND received_at < ?{bots}"
+            " AND kind <> 'conversion'"
             " AND (received_at, seq) > (?, ?) ORDER BY received_at, seq LIMIT 5000"
         )
         after: tuple[int, int] = (query.since_ms - 1, 0)
