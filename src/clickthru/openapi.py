@@ -409,6 +409,20 @@ def _operation_paths() -> dict[str, Any]:
                 },
             }
         },
+        "/ctc.js": {
+            "get": {
+                "tags": ["operations"],
+                "summary": "The conversion reader, for order confirmation pages",
+                "parameters": [
+                    {"name": "If-None-Match", "in": "header", "schema": {"type": "string"}},
+                ],
+                "responses": {
+                    "200": _text("text/javascript", "The reader (gzip if accepted)."),
+                    "304": {"description": "Not modified: the ETag matched."},
+                    **_refusals("405"),
+                },
+            }
+        },
         PATH: {
             "get": {
                 "tags": ["operations"],
