@@ -1,5 +1,5 @@
 """The outcome export of a random store equals an independent join of its raw events, on
-SQLite and on PostgreSQL, across the pages it is read in."""
+SQLite and on PostgreSQL, read as a stream in many batches."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 from clickthru.backend import open_store
 from clickthru.clock import HOUR_MS
 from clickthru.reports import Query
-from clickthru.reports import sql as reports_sql
+from clickthru.store import postgres as postgres_store
+from clickthru.store import sqlite as sqlite_store
 from clickthru.store.rows import Batch, EventRow
 from tests.store.test_aggregator import new_store
 
@@ -124,7 +125,9 @@ def _as_dict(outcome: Any) -> dict[str, Any]:
 
 @pytest.fixture
 def small_pages(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setattr(reports_sql, "OUTCOME_PAGE", 7)  # many pages, so paging is tested
+    # Many fetches per stream, so reading it in batches is tested.
+    monkeypatch.setattr(sqlite_store, "STREAM_ROWS", 7)
+    monkeypatch.setattr(postgres_store, "STREAM_ROWS", 7)
     yield
 
 

@@ -42,7 +42,6 @@ GROUPED: dict[Grouping, tuple[str, str, str, str]] = {
 }
 
 
-OUTCOME_PAGE = 5000  # (list, item) rows per read of the outcome export
 # conversion grouping -> (the daily rollup with its views, the key there, the key in orders)
 BY_CLICK: dict[ConversionGrouping, tuple[str, str, str]] = {
     "placement": ("rollup_items", "placement", "placement"),
@@ -76,6 +75,7 @@ class Reports:
 
     def __init__(self, db: Database) -> None:
         self._connect = db.connection
+        self._stream = db.stream
         self._aggregator = Aggregator(db)
 
     def freshness(self) -> Lag:
@@ -301,7 +301,8 @@ class Reports:
 
     def outcomes(self, query: Query) -> Iterator[Outcome]:
         """One row per (list, item) served or viewed in the range, by site, list and item:
-        read in pages, so memory stays flat whatever the range."""
+        one read the database streams (it groups and sorts the range once), so memory stays
+        flat whatever the range."""
         marks = ", ".join("?" * len(query.sites))
         bots = "" if query.bots else " AND bot = 0"
         in_range = f"site IN ({marks}) AND received_at >= ? AND received_at < ?{bots}"
@@ -324,20 +325,23 @@ class Reports:
             " min(CASE WHEN kind = 'view' THEN received_at END),"
             " min(CASE WHEN kind = 'click' THEN received_at END)"
             f" FROM events WHERE {in_range} AND kind IN ('serve', 'view', 'click')"
-            " AND (site, list_id, item) > (?, ?, ?) GROUP BY site, list_id, item"
+            " GROUP BY site, list_id, item"
             " HAVING count(CASE WHEN kind IN ('serve', 'view') THEN 1 END) > 0"
-            " ORDER BY site, list_id, item LIMIT ?"
+            " ORDER BY site, list_id, item"
         )
-        after = ("", "", "")
-        while True:
-            rows = conn.execute(sql, [*asked_, *after, OUTCOME_PAGE]).fetchall()
-            for site, list_id, item, position, placement, variant, served, viewed, clicked in rows:
-                key = (site, list_id, item)
-                yield Outcome(
-                    site, list_id, item, position, placement, variant, served, viewed, clicked,
-                    viewed is not None, clicked is not None, converted.get(key, 0),
-                    value.get(key, {}),
-                )  # fmt: skip
-            if len(rows) < OUTCOME_PAGE:
-                return
-            after = tuple(rows[-1][:3])
+        for (
+            site,
+            list_id,
+            item,
+            position,
+            placement,
+            variant,
+            served,
+            viewed,
+            clicked,
+        ) in self._stream(sql, asked_):
+            key = (site, list_id, item)
+            yield Outcome(
+                site, list_id, item, position, placement, variant, served, viewed, clicked,
+                viewed is not None, clicked is not None, converted.get(key, 0), value.get(key, {}),
+            )  # fmt: skip

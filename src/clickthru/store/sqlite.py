@@ -42,6 +42,7 @@ ONE_EVENT = "(" + ", ".join("?" * len(EventRow._fields)) + ")"
 # per row; 125 x 24 parameters stays far below SQLite's limit of 32,766.
 EVENTS_PER_STATEMENT = 125
 BUSY_TIMEOUT_MS = 10_000
+STREAM_ROWS = 1000  # rows a stream reads at a time
 # A write still queued or blocked after this long fails; the client sends again, and if
 # it did commit after all, the retry is a harmless duplicate.
 WRITE_TIMEOUT = 30.0
@@ -433,6 +434,16 @@ class SQLiteDatabase:
         if conn is not None:
             conn.close()
             self._local.conn = None
+
+    def stream(self, sql: str, params: Sequence[Any]) -> Iterator[Any]:
+        self._ensure_writer()  # the file exists and is migrated
+        conn = connect(self.path)
+        try:
+            cursor = conn.execute(sql, params)
+            while rows := cursor.fetchmany(STREAM_ROWS):
+                yield from rows
+        finally:
+            conn.close()
 
     def connection(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
