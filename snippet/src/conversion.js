@@ -7,8 +7,10 @@
 // It puts the order in ct.js's outbox with the recommended clicks ct.js remembered, of the
 // last 7 days; ct.js sends it (its replay, half a second after load) and keeps it until a
 // collector has acknowledged it. Each load of the page sends the order again: the collector
-// counts an order once.
+// counts an order once. With data-gpc on its tag (as on ct.js's), it records nothing for a
+// visitor who sends Global Privacy Control.
 try {
+  if (navigator.globalPrivacyControl && document.currentScript.hasAttribute('data-gpc')) throw 0;
   const now = Date.now();
   const state = JSON.parse(localStorage.getItem('clickthru')) || { q: [], d: {} };
   state.q.push({

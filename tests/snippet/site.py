@@ -178,16 +178,19 @@ class Site:
         }
         endpoints = html.escape(query["endpoints"][0])
         markup = json.dumps(order).replace("<", "\\u003c")
+        gpc = " data-gpc" if query.get("gpc") == ["1"] else ""
         page = (
             "<!doctype html><meta charset=utf-8><title>thank you</title>"
             f'<script type="application/json" data-ct-conversion>{markup}</script>'
-            '<script src="/ctc.js"></script>'
-            f'<script async src="/ct.js" data-endpoints="{endpoints}"></script>'
+            f'<script src="/ctc.js"{gpc}></script>'
+            f'<script async src="/ct.js" data-endpoints="{endpoints}"{gpc}></script>'
             "<h1>Thank you for your order</h1>"
         )
         return page.encode()
 
-    def order_url(self, endpoints: str, order: str, items: list[str], value: float = 23.5) -> str:
+    def order_url(
+        self, endpoints: str, order: str, items: list[str], value: float = 23.5, gpc: bool = False
+    ) -> str:
         query = urlencode([("endpoints", endpoints), ("order", order), ("value", value),
-                           *(("item", item) for item in items)])  # fmt: skip
+                           ("gpc", int(gpc)), *(("item", item) for item in items)])  # fmt: skip
         return f"{self.origin}/order?{query}"
