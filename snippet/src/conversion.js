@@ -4,8 +4,8 @@
 //   </script>
 //   <script src="https://ct.example/ctc.js"></script>
 //   <script src="https://ct.example/ct.js" async></script>
-// It puts the order in ct.js's outbox with the recommended clicks ct.js remembered, of the
-// last 7 days; ct.js sends it (its replay, half a second after load) and keeps it until a
+// It puts the order in ct.js's outbox with the recommended clicks ct.js remembered (the
+// collector picks the last one within its attribution window); ct.js sends it (its replay, half a second after load) and keeps it until a
 // collector has acknowledged it. Each load of the page sends the order again: the collector
 // counts an order once. With data-gpc on its tag (as on ct.js's), it records nothing for a
 // visitor who sends Global Privacy Control.
@@ -19,7 +19,7 @@ try {
     kind: 'conversion',
     ts: now,
     page: location.href,
-    clicks: (state.c || []).filter((click) => now - click[2] < 6048e5).map(([id, token, ts]) => ({ id, token, ts }))
+    clicks: (state.c || []).map(([id, token, ts]) => ({ id, token, ts }))
   });
   localStorage.setItem('clickthru', JSON.stringify(state));
 } catch {

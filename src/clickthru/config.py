@@ -49,6 +49,8 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     aggregate: bool = True
     # /healthz answers 503 when the store's disk has less free space than this.
     min_free_disk_mb: Annotated[int, msgspec.Meta(ge=0)] = 100
+    # An order goes to the last recommended click at most this many days before it.
+    attribution_days: Annotated[int, msgspec.Meta(ge=1, le=90)] = 7
 
 
 def load_settings(

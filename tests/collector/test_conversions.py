@@ -177,3 +177,12 @@ def test_a_page_need_not_name_its_site(app: App) -> None:
 def test_the_conversion_reader_is_served_beside_the_snippet(app: App) -> None:
     answer = app.client().get("/ctc.js")
     assert answer.status_code == 200 and b"data-ct-conversion" in answer.content
+
+
+def test_the_attribution_window_is_a_setting(tmp_path: Path) -> None:
+    with running_app(tmp_path, attribution_days=1) as short:
+        day_old = click(short, item="emma", ts=now_ms() - 2 * DAY_MS)
+        recent = click(short, item="dune", ts=now_ms() - 3600_000)
+        page(short, conversion("A-1", clicks=[day_old]))
+        page(short, conversion("A-2", clicks=[day_old, recent]))
+        assert [(o[0], o[6]) for o in orders(short)] == [("A-1", None), ("A-2", recent["id"])]

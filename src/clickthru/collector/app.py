@@ -55,7 +55,7 @@ def create_app(settings: Settings, store: Store | None = None) -> HotPaths:
     store = store or collector_store(settings)
     sites = SiteCache(store.lookups)
     visitors = VisitorKeys(store.lookups.daily_salt)
-    intake = Intake(sites, visitors)
+    intake = Intake(sites, visitors, attribution_days=settings.attribution_days)
 
     def maintain() -> None:
         """Reads the hot path would otherwise do on the event loop."""

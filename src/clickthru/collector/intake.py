@@ -30,7 +30,7 @@ from clickthru.privacy import VisitorKeys
 from clickthru.store.rows import Batch, EventRow, RejectRow
 
 MAX_KEPT_INPUT = 1024  # characters of a refused event kept for inspection
-ATTRIBUTION_WINDOW_MS = 7 * 24 * 3600 * 1000  # a click earns the orders of 7 days after it
+DAY_MS = 24 * 3600 * 1000
 CLOCK_SLACK_MS = 60_000  # a click the page's clock puts this little after the order counts
 _CURRENCY = re.compile(CURRENCY_PATTERN)
 
@@ -60,9 +60,12 @@ class Judged:
 
 
 class Intake:
-    def __init__(self, sites: SiteCache, visitors: VisitorKeys) -> None:
+    def __init__(
+        self, sites: SiteCache, visitors: VisitorKeys, *, attribution_days: int = 7
+    ) -> None:
         self._sites = sites
         self._visitors = visitors
+        self._window_ms = attribution_days * DAY_MS  # a click earns the orders this long after
         self._bots = CrawlerDetect()
 
     def judge(self, items: list[Any], sender: Sender, via: str | None = None) -> Judged:
@@ -210,7 +213,7 @@ class Intake:
             if claims.site != site:
                 raise _Refused("unknown_click", f"click {followed.id} is of another site", site)
             ts = followed.ts
-            within = made_at - ATTRIBUTION_WINDOW_MS <= ts <= made_at + CLOCK_SLACK_MS
+            within = made_at - self._window_ms <= ts <= made_at + CLOCK_SLACK_MS
             if within and (last is None or (ts, followed.id) > last[:2]):
                 last = (ts, followed.id, claims)
         attributed: tuple[str, str, int, str, str, int, str, str | None, int | None]
