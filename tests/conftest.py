@@ -97,7 +97,9 @@ class CollectorBase:
 
     def event(self, site: str = "shop", **fields: Any) -> dict[str, Any]:
         claims = {
-            k: fields.pop(k) for k in ("list_id", "item", "position", "placement") if k in fields
+            k: fields.pop(k)
+            for k in ("list_id", "item", "position", "placement", "variant")
+            if k in fields
         }
         event: dict[str, Any] = {
             "id": new_id(),

@@ -99,7 +99,9 @@ class App:
 
     def event(self, site: str = "shop", **fields: Any) -> dict[str, Any]:
         claims = {
-            k: fields.pop(k) for k in ("list_id", "item", "position", "placement") if k in fields
+            k: fields.pop(k)
+            for k in ("list_id", "item", "position", "placement", "variant")
+            if k in fields
         }
         origin = self.sites[site].site.origins[0]
         return {

@@ -18,6 +18,7 @@ const results = JSON.parse(readFileSync(0, "utf8")).map((given) => {
         placement: given.placement,
         ttl: given.ttl,
         now: given.issued_at,
+        variant: given.variant,
       }),
     };
   } catch (error) {

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
+import json
 import re
 import subprocess
 import sys
@@ -195,3 +198,58 @@ def test_serve_takes_its_settings_from_a_toml_file_in_the_working_folder(tmp_pat
     finally:
         server.terminate()
         server.wait(10)
+
+
+def test_a_token_minted_with_a_variant_carries_it(db: Path) -> None:
+    run(db, "site", "add", "shop", "--origin", "https://shop.example")
+    minted = run(
+        db, "token", "--site", "shop", "--list-id", "L1", "--item", "emma", "--position", "1",
+        "--placement", "home", "--variant", "B",
+    ).output.strip()  # fmt: skip
+    keys = {k.key_id: k.secret for k in open_store(str(db)).admin.site("shop").keys}
+    assert tokens.verify(minted, lambda site, key_id: keys.get(key_id)).variant == "B"
+
+
+def test_conversions_and_experiment_print_what_the_store_counted(db: Path) -> None:
+    run(db, "site", "add", "shop", "--origin", "https://shop.example")
+    store = open_store(str(db))
+    shop = store.admin.site("shop")
+    now = int(time.time() * 1000)
+    views = [
+        EventRow(f"v{n}", "view", "shop", f"L{n}", "emma", 1, "home", "k1", 0, None, now, None,
+                 None, "fetch", None, False, None, "AB"[n % 2])
+        for n in range(10)
+    ]  # fmt: skip
+    order = views[0]._replace(
+        id="o1", kind="conversion", order_id="A-1", value=23_500_000, currency="GBP",
+        items='["emma"]', click_id="c1", click_at=now,
+    )  # fmt: skip
+    asyncio.run(store.sink.write(Batch(events=[*views, order])))
+    store.aggregator.catch_up()
+    store.close()
+    assert shop.name == "shop"
+    table = run(db, "conversions", "--by", "variant").output
+    assert "A" in table and "23.5" in table and "unattributed: 0 orders" in table
+    rows = list(csv.reader(io.StringIO(run(db, "experiment", "--format", "csv").output)))
+    assert rows[0][:3] == ["variant", "views", "clicks"]
+    assert [row[0] for row in rows[1:]] == ["A", "B"]
+    assert rows[0][-2:] == ["revenue_GBP", "revenue_per_1000_views_GBP"]
+    assert rows[1][-2:] == ["23.5", "4700.0"]
+
+
+def test_outcomes_print_one_line_per_shown_item(db: Path) -> None:
+    run(db, "site", "add", "shop", "--origin", "https://shop.example")
+    store = open_store(str(db))
+    now = int(time.time() * 1000)
+    shown = [
+        EventRow(f"s{n}", kind, "shop", "L1", f"i{n}", n + 1, "home", "k1", 0, None, now, None,
+                 None, "server", None, False, None)
+        for n, kind in enumerate(["serve", "view", "click"])
+    ]  # fmt: skip
+    asyncio.run(store.sink.write(Batch(events=shown)))
+    store.aggregator.catch_up()
+    store.close()
+    lines = run(db, "outcomes").output.splitlines()
+    assert [json.loads(line)["item"] for line in lines] == ["i0", "i1"]  # a click alone: not shown
+    rows = list(csv.reader(io.StringIO(run(db, "outcomes", "--format", "csv").output)))
+    assert rows[0][:3] == ["site", "list_id", "item"] and len(rows) == 3

@@ -173,6 +173,45 @@ def test_same_origin_click_on_readers_also_bought_is_recorded(page: Page, demo: 
     click_and_check(page, demo, "product-page-bottom", 3, demo.ink)
 
 
+def orders(demo: Demo) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(f"file:{demo.db}?mode=ro", uri=True) as conn:
+        return conn.execute(
+            "SELECT site, item, variant, bought_clicked, reports, value, currency FROM orders"
+        ).fetchall()
+
+
+def test_a_book_bought_after_a_recommendation_is_a_conversion_of_its_variant(
+    page: Page, demo: Demo
+) -> None:
+    page.goto(f"{demo.ink}/book/{BOOK}")
+    link = page.locator('section[data-placement="product-page-bottom"] a[data-ct]').nth(0)
+    claims = claims_of(link.get_attribute("data-ct") or "")
+    assert claims.variant in ("A", "B")
+    link.click()
+    page.wait_for_url(f"{demo.ink}/book/{claims.item}", wait_until="load")
+    page.get_by_role("link", name="Buy it").click()
+    page.get_by_role("link", name="Place order").click()
+    page.wait_for_url("**/order/**", wait_until="load")
+    assert page.locator("script[data-ct-conversion]").count() == 1
+    deadline = time.monotonic() + 15
+    while not orders(demo) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    [(site, item, variant, bought, reports, value, currency)] = orders(demo)
+    assert (site, item, variant, bought, reports) == (
+        "ink-and-paper",
+        claims.item,
+        claims.variant,
+        1,
+        1,
+    )
+    assert currency == "GBP" and value > 0
+    page.reload(wait_until="load")  # counted once all the same
+    deadline = time.monotonic() + 15
+    while orders(demo)[0][4] < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(orders(demo)) == 1 and orders(demo)[0][4] == 2
+
+
 def test_unknown_book_is_a_404_page(demo: Demo) -> None:
     with pytest.raises(urllib.error.HTTPError) as raised:
         urllib.request.urlopen(f"{demo.second}/book/no-such-book", timeout=5)

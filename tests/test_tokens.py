@@ -100,3 +100,14 @@ def test_every_valid_claim_round_trips(
     assert (claims.list_id, claims.item, claims.placement, claims.position) == (
         list_id, item, placement, position,
     )  # fmt: skip
+
+
+def test_a_variant_is_signed_with_the_other_claims() -> None:
+    plain, with_b = mint(), mint(variant="B")
+    assert tokens.verify(plain, lookup, now=1_800_000_100).variant == ""
+    assert tokens.verify(with_b, lookup, now=1_800_000_100).variant == "B"
+    # The variant is inside the signed payload: another's MAC does not cover it.
+    assert with_b.split(".")[1] != plain.split(".")[1]
+    forged = f"v1.{with_b.split('.')[1]}.{plain.split('.')[2]}"
+    with pytest.raises(tokens.TokenError, match="token_bad_signature"):
+        tokens.verify(forged, lookup, now=1_800_000_100)

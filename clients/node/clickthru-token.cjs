@@ -6,6 +6,7 @@
 //   const token = mintToken({
 //     site: "bookshop", keyId: "k1", secret: process.env.CLICKTHRU_SECRET, // hex, as printed
 //     listId: "3f2a9c", item: "emma", position: 1, placement: "product-page-bottom",
+//     variant: "B", // optional: the model or experiment arm that served the list
 //   });
 "use strict";
 
@@ -91,9 +92,10 @@ function secretBytes(secret) {
  * @param {string} claims.placement    where the list is shown
  * @param {number} [claims.ttl]        seconds the token stays valid (default 7 days)
  * @param {number} [claims.now]        issue time, unix seconds (default: now)
+ * @param {string} [claims.variant]    the model or experiment arm that served the list
  * @returns {string} "v1.<payload>.<mac>"
  */
-function mintToken({ site, keyId, secret, listId, item, position, placement, ttl, now }) {
+function mintToken({ site, keyId, secret, listId, item, position, placement, ttl, now, variant }) {
   const key = secretBytes(secret);
   ttl = ttl === undefined ? DEFAULT_TTL : integer("ttl", ttl, 1, MAX_TIME);
   if (now !== undefined && typeof now !== "number") throw new TypeError("now must be a number");
@@ -101,8 +103,9 @@ function mintToken({ site, keyId, secret, listId, item, position, placement, ttl
   if (!(issued >= 0 && issued + ttl <= MAX_TIME)) {
     throw new RangeError(`issue and expiry times must be 0 to ${MAX_TIME} (unix seconds)`);
   }
+  const withVariant = variant !== undefined && variant !== null;
   const payload = Buffer.concat([
-    Buffer.from([0x98]), // an array of 8
+    Buffer.from([withVariant ? 0x99 : 0x98]), // an array of 9 with a variant, else 8
     msgpackString(text("site", site)),
     msgpackString(text("keyId", keyId)),
     msgpackString(limitedText("listId", listId)),
@@ -111,6 +114,7 @@ function mintToken({ site, keyId, secret, listId, item, position, placement, ttl
     msgpackString(limitedText("placement", placement)),
     msgpackUint(issued),
     msgpackUint(issued + ttl),
+    ...(withVariant ? [msgpackString(limitedText("variant", variant))] : []),
   ]);
   const signed = `${VERSION}.${payload.toString("base64url")}`;
   const mac = createHmac("sha256", key).update(signed, "ascii").digest();
@@ -118,7 +122,7 @@ function mintToken({ site, keyId, secret, listId, item, position, placement, ttl
   if (token.length > MAX_TOKEN_LENGTH) {
     throw new RangeError(
       `the token would be ${token.length} characters, over ${MAX_TOKEN_LENGTH}:` +
-        " shorten listId, item or placement",
+        " shorten listId, item, placement or variant",
     );
   }
   return token;

@@ -2,12 +2,10 @@
 //   data-endpoints="https://ct-a.example,https://ct-b.example"  collectors, tried in order;
 //                  "/_ct/" is one under the shop's own site (first-party mode); without it,
 //                  where this file was served from (a collector, or the shop's /_ct/)
-//   data-debug     log what the snippet does to the console
 //   data-gpc       honour Global Privacy Control: record nothing for visitors who send it
 
 export let endpoints;
 export let optedOut;
-let debug;
 
 export const configure = (script) => {
   const option = (name) => script.getAttribute('data-' + name);
@@ -15,10 +13,7 @@ export const configure = (script) => {
     .split(',')
     .map((endpoint) => endpoint.trim().replace(/\/+$/, ''));
   optedOut = option('gpc') != null && navigator.globalPrivacyControl;
-  debug = option('debug') != null;
 };
-
-export const log = (what, detail) => debug && console.debug('clickthru', what, detail);
 
 // Every callback the page's events reach goes through here: nothing may throw into the page.
 export const guard =
@@ -26,7 +21,5 @@ export const guard =
   (...args) => {
     try {
       callback(...args);
-    } catch (error) {
-      log('error', error);
-    }
+    } catch {}
   };

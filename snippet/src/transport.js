@@ -1,7 +1,7 @@
 // Deliver a batch of events to the first collector that takes it, and keep what living pages
 // saw of each collector. An answer no living page saw is no evidence either way: the page
 // that clicked is usually gone before its collector answers.
-import { endpoints, log } from './config.js';
+import { endpoints } from './config.js';
 import { load, save } from './outbox.js';
 
 const TIMEOUT = 5e3; // ms: a request a living page waits on longer than this has failed
@@ -29,7 +29,6 @@ export const deliver = (batch, done, probe, tried = []) => {
   }
   tried.push(endpoint);
   post(endpoint, batch, (status) => {
-    log(endpoint, status);
     if (!status) return done(-1); // the page is leaving: the answer is unknown
     const state = load();
     // A 4xx other than 408 and 429 is an answer: the collector has recorded why it refused.

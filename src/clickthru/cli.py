@@ -10,6 +10,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,20 @@ from clickthru.cells import inert_row
 from clickthru.clock import now_ms, parse_moment
 from clickthru.config import Settings, load_settings
 from clickthru.errors import ConfigError, StoreError
-from clickthru.reports import COUNT_FIELDS, GROUPINGS, Grouping, Query, report_table
+from clickthru.reports import (
+    CONVERSION_GROUPINGS,
+    COUNT_FIELDS,
+    GROUPINGS,
+    OUTCOME_COLUMNS,
+    ConversionGrouping,
+    Grouping,
+    Query,
+    aligned,
+    conversion_table,
+    experiment_table,
+    outcome_cells,
+    report_table,
+)
 
 
 class Context:
@@ -282,9 +296,17 @@ def sqlite_path(url: str) -> str:
 @click.option("--position", type=click.IntRange(min=1), required=True, help="1-based.")
 @click.option("--placement", required=True, help='Where it is shown ("product-page-bottom").')
 @click.option("--ttl", type=click.IntRange(min=1), default=tokens.DEFAULT_TTL, show_default=True)
+@click.option("--variant", default=None, help="The model or experiment arm that served the list.")
 @pass_context
 def token(
-    ctx: Context, site_name: str, list_id: str, item: str, position: int, placement: str, ttl: int
+    ctx: Context,
+    site_name: str,
+    list_id: str,
+    item: str,
+    position: int,
+    placement: str,
+    ttl: int,
+    variant: str | None,
 ) -> None:
     """Mint an attribution token with the site's current key."""
     key = ctx.store().admin.site(site_name).signing_key
@@ -299,6 +321,7 @@ def token(
                 position=position,
                 placement=placement,
                 ttl=ttl,
+                variant=variant,
             )
         )
     except ValueError as error:
@@ -354,6 +377,114 @@ def report(
             writer.writerow(inert_row((row.key, *(getattr(row, f) for f in COUNT_FIELDS))))
     else:
         click.echo(report_table(document))
+
+
+def _question(
+    ctx: Context, since: str, until: str | None, sites: tuple[str, ...], bots: bool
+) -> Query:
+    known = [site.name for site in ctx.store().admin.sites()]
+    for site in sites:
+        if site not in known:
+            raise click.BadParameter(f"no site named {site!r}", param_hint="--site")
+    try:
+        start = parse_moment(since)
+        end = parse_moment(until) if until else now_ms()
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--since/--until") from None
+    return Query(tuple(sites or known), start, end, bots)
+
+
+def _asked(command: Callable[..., None]) -> Callable[..., None]:
+    """The options every report command takes: range, sites, bots, output format."""
+    for option in reversed((
+        click.option("--since", default="7d", show_default=True,
+                     help="ISO date/time, or 30m, 24h, 7d ago."),
+        click.option("--until", default=None, help="ISO date/time (default: now)."),
+        click.option("--site", "sites", multiple=True, help="Only these sites (default: all)."),
+        click.option("--bots", is_flag=True, help="Count bot-flagged events too."),
+        click.option("--format", "output", type=click.Choice(["table", "json", "csv"]),
+                     default="table", show_default=True),
+    )):  # fmt: skip
+        command = option(command)
+    return command
+
+
+def _print(
+    document: msgspec.Struct, table: tuple[list[str], Iterator[list[object]]], output: str
+) -> None:
+    if output == "json":
+        click.echo(msgspec.json.format(msgspec.json.encode(document)).decode())
+    elif output == "csv":
+        writer = csv.writer(sys.stdout)
+        header, rows = table
+        writer.writerow(header)
+        writer.writerows(inert_row(row) for row in rows)
+    else:
+        click.echo(aligned(*table))
+
+
+@cli.command()
+@_asked
+@click.option(
+    "--by", type=click.Choice(CONVERSION_GROUPINGS), default="placement", show_default=True,
+    help="The clicked placement, item, position or variant, or the day.",
+)  # fmt: skip
+@click.option("--limit", type=click.IntRange(1, 10_000), default=None, help="Most rows.")
+@pass_context
+def conversions(
+    ctx: Context, since: str, until: str | None, sites: tuple[str, ...], bots: bool,
+    output: str, by: ConversionGrouping, limit: int | None,
+) -> None:  # fmt: skip
+    """Orders attributed to recommended clicks, conversion rate and revenue per currency."""
+    query = _question(ctx, since, until, sites, bots)
+    document = ctx.store().reports.conversions(query, by, limit)
+    _print(document, conversion_table(document), output)
+    if output == "table":
+        for part in ("attributed", "unattributed"):
+            figures = getattr(document, part)
+            revenue = ", ".join(f"{v:.2f} {c}" for c, v in figures.revenue.items()) or "-"
+            click.echo(f"{part}: {figures.conversions} orders, revenue {revenue}")
+
+
+@cli.command()
+@_asked
+@click.option("--control", default=None, help='The control variant (default: "A", else the first).')
+@pass_context
+def experiment(
+    ctx: Context, since: str, until: str | None, sites: tuple[str, ...], bots: bool,
+    output: str, control: str | None,
+) -> None:  # fmt: skip
+    """Each variant's views, clicks, CTR with its 95 % interval, conversions and revenue
+    per 1,000 views, with p-values against the control."""
+    query = _question(ctx, since, until, sites, bots)
+    document = ctx.store().reports.experiment(query, control)
+    _print(document, experiment_table(document), output)
+
+
+@cli.command()
+@click.option(
+    "--since", default="7d", show_default=True, help="ISO date/time, or 30m, 24h, 7d ago."
+)
+@click.option("--until", default=None, help="ISO date/time (default: now).")
+@click.option("--site", "sites", multiple=True, help="Only these sites (default: all).")
+@click.option("--bots", is_flag=True, help="Count bot-flagged events too.")
+@click.option(
+    "--format", "output", type=click.Choice(["ndjson", "csv"]), default="ndjson",
+    show_default=True,
+)  # fmt: skip
+@pass_context
+def outcomes(
+    ctx: Context, since: str, until: str | None, sites: tuple[str, ...], bots: bool, output: str
+) -> None:
+    """What became of each recommended (list, item) served or viewed: for training."""
+    rows = ctx.store().reports.outcomes(_question(ctx, since, until, sites, bots))
+    if output == "csv":
+        writer = csv.writer(sys.stdout)
+        writer.writerow(OUTCOME_COLUMNS)
+        writer.writerows(inert_row(outcome_cells(outcome)) for outcome in rows)
+        return
+    for outcome in rows:
+        sys.stdout.write(msgspec.json.encode(outcome).decode() + "\n")
 
 
 @cli.command()

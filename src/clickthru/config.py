@@ -77,6 +77,8 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     min_free_disk_mb: Annotated[int, msgspec.Meta(ge=0)] = 100
     # [retention] in the TOML file, with [retention.sites.NAME] for a site of its own.
     retention: Retention = msgspec.field(default_factory=Retention)
+    # An order goes to the last recommended click at most this many days before it.
+    attribution_days: Annotated[int, msgspec.Meta(ge=1, le=90)] = 7
 
     def __post_init__(self) -> None:
         # A ValueError names the entry that is no address or network.

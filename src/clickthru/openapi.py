@@ -24,13 +24,23 @@ from clickthru.collector.receivers import MAX_JSON_DEPTH, PING_BODY_BYTES
 from clickthru.config import Settings
 from clickthru.dashboard.api import READS
 from clickthru.dashboard.auth import SESSION_COOKIE
-from clickthru.events import IncomingEvent
-from clickthru.reports import DataHealth, ExportedEvent, LatestClicks, Report, SiteList
+from clickthru.events import IncomingConversion, IncomingEvent
+from clickthru.reports import (
+    ConversionReport,
+    DataHealth,
+    Experiment,
+    ExportedEvent,
+    LatestClicks,
+    Outcome,
+    Report,
+    SiteList,
+)
 
 PATH: Final = "/api/v1/openapi.json"
 REF: Final = "#/components/schemas/{name}"
 SCHEMAS: Final = (
     IncomingEvent,
+    IncomingConversion,
     Acknowledgement,
     Refusal,
     StoreHealth,
@@ -39,6 +49,9 @@ SCHEMAS: Final = (
     LatestClicks,
     SiteList,
     ExportedEvent,
+    ConversionReport,
+    Experiment,
+    Outcome,
 )
 
 # What each refusal means, for the document; the JSON body always says which (`error`).
@@ -60,7 +73,8 @@ REFUSALS: Final = {
 EVENT_REFUSED: Final = (
     "The event was refused, and is kept with its reason: `error` says which (token_missing,"
     " token_malformed, token_bad_signature, token_unknown_key, token_expired, invalid_event,"
-    " origin_not_allowed, …); or too_many_parameters."
+    " origin_not_allowed, …; for a conversion bad_currency, negative_value, unknown_click,"
+    " unknown_site, conversion_bad_api_key); or too_many_parameters."
 )
 NO_PARAMETERS: Final = {
     "400": f"too_many_parameters: a query string has at most {params.MAX_QUERY_FIELDS} fields."
@@ -90,7 +104,7 @@ SECURITY: Final = {
         "type": "http",
         "scheme": "bearer",
         "description": "The site's API key, from `clickthru site add`: only for serve events,"
-        " sent by the recommendation service.",
+        " sent by the recommendation service, and for conversions the shop's server confirms.",
     },
 }
 
@@ -151,12 +165,13 @@ def _text(media_type: str, description: str) -> dict[str, Any]:
 
 
 def _event_paths(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
+    one = {"oneOf": [_ref(IncomingEvent), _ref(IncomingConversion)]}
     batch = {
         "oneOf": [
-            _ref(IncomingEvent),
+            *one["oneOf"],
             {
                 "type": "array",
-                "items": _ref(IncomingEvent),
+                "items": one,
                 "minItems": 1,
                 "maxItems": settings.max_batch_events,
             },
@@ -199,7 +214,9 @@ def _event_paths(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
                 "summary": "Send events",
                 "description": "One event or an array of them, from a browser (sendBeacon or"
                 " fetch) or, for serve events, from the recommendation service with its site's"
-                " API key. The answer comes once everything accepted is committed. One bad"
+                " API key. A conversion (an order) comes from its confirmation page, or from"
+                " the shop's server with the site's API key; both of one order merge."
+                " The answer comes once everything accepted is committed. One bad"
                 " event never costs the others: it is listed in `rejected` (and kept with its"
                 f" reason). At most {settings.max_body_bytes} bytes and"
                 f" {settings.max_batch_events} events a request. A browser's events must come"
@@ -297,6 +314,31 @@ def _report_paths() -> dict[str, Any]:
             }
         },
         "latest": {"200": {"description": "Newest first.", "content": _json(LatestClicks)}},
+        "conversions": {
+            "200": {
+                "description": "The report (format=csv: its rows, a revenue column per currency).",
+                "content": {
+                    **_json(ConversionReport),
+                    "text/csv": {"schema": {"type": "string"}},
+                },
+            }
+        },
+        "outcomes": {
+            "200": {
+                "description": "Streamed, by site, list and item: CSV with a header row, or"
+                " NDJSON, one Outcome a line.",
+                "content": {
+                    "text/csv": {"schema": {"type": "string"}},
+                    "application/x-ndjson": {"schema": {"type": "string"}},
+                },
+            }
+        },
+        "experiment": {
+            "200": {
+                "description": "The variants (format=csv: a row each).",
+                "content": {**_json(Experiment), "text/csv": {"schema": {"type": "string"}}},
+            }
+        },
         "export": {
             "200": {
                 "description": "Streamed, oldest first: CSV with a header row, or NDJSON, one"
@@ -314,6 +356,9 @@ def _report_paths() -> dict[str, Any]:
         "health": "Events, bots, duplicates and refused events by reason",
         "latest": "The latest clicks",
         "export": "The raw events",
+        "conversions": "Orders, conversion rate and revenue per currency, grouped",
+        "experiment": "Variants against the control: CTR, conversions, revenue, p-values",
+        "outcomes": "What became of each recommended (list, item): for training",
     }
     return {
         f"/api/v1/{name}": {
@@ -364,6 +409,20 @@ def _operation_paths() -> dict[str, Any]:
                 ],
                 "responses": {
                     "200": _text("text/javascript", "The snippet (gzip if accepted)."),
+                    "304": {"description": "Not modified: the ETag matched."},
+                    **_refusals("405"),
+                },
+            }
+        },
+        "/ctc.js": {
+            "get": {
+                "tags": ["operations"],
+                "summary": "The conversion reader, for order confirmation pages",
+                "parameters": [
+                    {"name": "If-None-Match", "in": "header", "schema": {"type": "string"}},
+                ],
+                "responses": {
+                    "200": _text("text/javascript", "The reader (gzip if accepted)."),
                     "304": {"description": "Not modified: the ETag matched."},
                     **_refusals("405"),
                 },

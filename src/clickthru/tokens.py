@@ -5,6 +5,9 @@ service minted when it rendered the list.  The token is the compact msgpack arra
 
     [site, key_id, list_id, item, position, placement, issued_at, expires_at]
 
+or, for a list served by one variant of an experiment (a model, an arm), with the
+variant's name as a ninth element. Tokens without a variant stay 8 elements long.
+
 base64url-encoded, followed by ``.`` and a truncated HMAC-SHA256 (16 bytes, RFC 2104
 allows truncation to half the hash) of that text under the site's secret:
 
@@ -52,6 +55,8 @@ class Claims(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields
     placement: Text
     issued_at: Time
     expires_at: Time
+    # The model or experiment arm that served the list; "" (absent from the token): none.
+    variant: Text = ""
 
 
 # site, key id -> secret, or None when that site or key is unknown
@@ -90,27 +95,41 @@ def mint(
     placement: str,
     ttl: int = DEFAULT_TTL,
     now: float | None = None,
+    variant: str | None = None,
 ) -> str:
-    """Sign one recommended link. ``position`` is 1-based."""
+    """Sign one recommended link. ``position`` is 1-based; ``variant`` names the model or
+    experiment arm that served the list, for reports by variant."""
     if not 1 <= position <= MAX_POSITION:
         raise ValueError(f"position must be 1 to {MAX_POSITION}")
     if ttl <= 0:
         raise ValueError("ttl must be positive")
-    for name, value in (("list_id", list_id), ("item", item), ("placement", placement)):
+    texts = [("list_id", list_id), ("item", item), ("placement", placement)]
+    if variant is not None:
+        texts.append(("variant", variant))
+    for name, value in texts:
         if not value or len(value) > MAX_FIELD_LENGTH:
             raise ValueError(f"{name} must be 1 to {MAX_FIELD_LENGTH} characters")
     issued = int(time.time() if now is None else now)
     if issued < 0 or issued + ttl > MAX_TIME:
         raise ValueError(f"issue and expiry times must be 0 to {MAX_TIME} (unix seconds)")
-    claims = Claims(site, key_id, list_id, item, position, placement, issued, issued + ttl)
-    signed = f"{VERSION}.{_b64encode(_encoder.encode(claims))}"
+    claims = Claims(
+        site, key_id, list_id, item, position, placement, issued, issued + ttl, variant or ""
+    )
+    signed = f"{VERSION}.{_b64encode(encode(claims))}"
     token = f"{signed}.{_mac(secret, signed)}"
     if len(token) > MAX_TOKEN_LENGTH:
         raise ValueError(
             f"the token would be {len(token)} characters, over {MAX_TOKEN_LENGTH}:"
-            " shorten list_id, item or placement"
+            " shorten list_id, item, placement or variant"
         )
     return token
+
+
+def encode(claims: Claims) -> bytes:
+    """The payload's msgpack: 8 elements, or 9 with a variant."""
+    if claims.variant:
+        return _encoder.encode(claims)
+    return _encoder.encode(msgspec.structs.astuple(claims)[:-1])
 
 
 def verify(token: str, keys: KeyLookup, *, now: float | None = None) -> Claims:

@@ -20,7 +20,7 @@ MONDAY = 1_732_492_800_000  # 2024-11-25 00:00 UTC
 SCRIPT = "<script>alert(1)</script>"
 BREAKOUT = '"><img src=x onerror=alert(1)>'
 STATIC = Path(pages.__file__).parent / "static"
-PAGE_PATHS = ["./", "placements", "items", "positions", "health"]
+PAGE_PATHS = ["./", "placements", "items", "positions", "experiments", "health"]
 CHOICE = {"site": ["shop"], "since": ["2024-11-25"], "until": ["2024-12-02"]}  # as parsed
 
 
@@ -107,6 +107,10 @@ def sample(page: str) -> dict[str, Any]:
     if page == "health":
         reasons = (("invalid_event", 25), ("bad_token", 10), (SCRIPT, 3), (BREAKOUT, 2))
         return {"health": Health(5000, 300, 12, 40, reasons)}
+    if page == "experiments":
+        from tests.dashboard.test_verdict import experiment, variant
+
+        return {"experiment": experiment(variant("A", 1000, 40), variant(SCRIPT, 900, 60))}
     raise AssertionError(page)
 
 
@@ -287,11 +291,18 @@ def test_health_rejects_and_shares() -> None:
     assert query_of(csv[0])["format"] == ["csv"]
 
 
+def sample_experiment() -> dict[str, Any]:
+    from tests.dashboard.test_verdict import experiment
+
+    return {"experiment": experiment()}
+
+
 @pytest.mark.parametrize("page", list(pages.PAGES))
 def test_pages_without_data_say_so(page: str) -> None:
     nothing: dict[str, dict[str, Any]] = {
         "overview": {"totals": Counts(), "series": [], "latest": []},
         "health": {"health": Health(0, 0, 0, 0, ())},
+        "experiments": sample_experiment(),
     }
     empty = nothing.get(page, {"rows": []})
     html = render(page, data=empty)

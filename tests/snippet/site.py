@@ -8,6 +8,7 @@ One server answers both: ``http://127.0.0.1:PORT`` is the shop and
 from __future__ import annotations
 
 import html
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -55,7 +56,6 @@ class Page:
     endpoints: str = ""  # data-endpoints; empty: no snippet on the page
     links: int = 4
     ping: str = ""  # an <a ping> URL for every link
-    debug: bool = False
     gpc: bool = False
     gap: int = 0  # pixels of empty page before each link (views tests)
     blank: bool = True  # a target=_blank twin beside each link
@@ -104,6 +104,10 @@ class Site:
                 parts = urlsplit(self.path)
                 if parts.path == "/ct.js":
                     self.answer(200, site.snippet or snippet_source(), "text/javascript")
+                elif parts.path == "/ctc.js":
+                    self.answer(200, snippet_source("ctc.js"), "text/javascript")
+                elif parts.path == "/order":
+                    self.answer(200, site.order_page(parse_qs(parts.query)), "text/html")
                 elif parts.path == "/shop":
                     self.answer(200, site.shop_page(parse_qs(parts.query)), "text/html")
                 elif parts.path.startswith("/landing/"):
@@ -150,7 +154,7 @@ class Site:
             links.append(row)
         snippet = ""
         if get("endpoints"):
-            options = "".join(f" data-{name}" for name in ("debug", "gpc") if get(name) == "1")
+            options = "".join(f" data-{name}" for name in ("gpc",) if get(name) == "1")
             snippet = (
                 f'<script async src="/ct.js" data-endpoints="{html.escape(get("endpoints"))}"'
                 f"{options}></script>"
@@ -163,3 +167,30 @@ class Site:
             f"{CLICK_CLOCK}{forget}{snippet}<h1>Books</h1>{''.join(links)}"
         )
         return page.encode()
+
+    def order_page(self, query: dict[str, list[str]]) -> bytes:
+        """An order confirmation page: the order marked up for ctc.js, then ct.js."""
+        order = {
+            "order": query["order"][0],
+            "value": float(query.get("value", ["23.50"])[0]),
+            "currency": query.get("currency", ["GBP"])[0],
+            "items": query.get("item", []),
+        }
+        endpoints = html.escape(query["endpoints"][0])
+        markup = json.dumps(order).replace("<", "\\u003c")
+        gpc = " data-gpc" if query.get("gpc") == ["1"] else ""
+        page = (
+            "<!doctype html><meta charset=utf-8><title>thank you</title>"
+            f'<script type="application/json" data-ct-conversion>{markup}</script>'
+            f'<script src="/ctc.js"{gpc}></script>'
+            f'<script async src="/ct.js" data-endpoints="{endpoints}"{gpc}></script>'
+            "<h1>Thank you for your order</h1>"
+        )
+        return page.encode()
+
+    def order_url(
+        self, endpoints: str, order: str, items: list[str], value: float = 23.5, gpc: bool = False
+    ) -> str:
+        query = urlencode([("endpoints", endpoints), ("order", order), ("value", value),
+                           ("gpc", int(gpc)), *(("item", item) for item in items)])  # fmt: skip
+        return f"{self.origin}/order?{query}"

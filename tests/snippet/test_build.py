@@ -17,6 +17,8 @@ SNIPPET = Path(__file__).parents[2] / "snippet"
 # its own page and judges collectors only on what living pages saw needs more, up to this cap
 # (the README's "Embed the snippet" says what the extra bytes buy).
 BUDGET = 1664
+# The conversion reader, loaded only on order confirmation pages: ct.js has no room for it.
+CONVERSION_BUDGET = 512
 
 
 def test_the_shipped_file_is_the_build_of_its_source() -> None:
@@ -28,11 +30,22 @@ def test_the_shipped_file_is_the_build_of_its_source() -> None:
         [npm, "run", "--silent", "bundle"], cwd=SNIPPET, capture_output=True, check=True
     ).stdout
     assert built == snippet_source(), "ct.js is stale: run `npm run build --prefix snippet`"
+    reader = subprocess.run(
+        [npm, "run", "--silent", "bundle-conversion"], cwd=SNIPPET, capture_output=True, check=True
+    ).stdout
+    assert reader == snippet_source("ctc.js"), (
+        "ctc.js is stale: run `npm run build --prefix snippet`"
+    )
 
 
 def test_it_fits_the_size_budget() -> None:
     size = len(gzip.compress(snippet_source(), compresslevel=9))
     assert size <= BUDGET, f"ct.js is {size} B gzipped, over the {BUDGET} B budget"
+
+
+def test_the_conversion_reader_fits_its_own_budget() -> None:
+    size = len(gzip.compress(snippet_source("ctc.js"), compresslevel=9))
+    assert size <= CONVERSION_BUDGET, f"ctc.js is {size} B gzipped, over {CONVERSION_BUDGET} B"
 
 
 @pytest.mark.parametrize(
@@ -48,7 +61,7 @@ def test_it_fits_the_size_budget() -> None:
     ],
 )
 def test_it_never_touches_navigation_or_the_page(forbidden: str) -> None:
-    sources = [snippet_source().decode()]
+    sources = [snippet_source().decode(), snippet_source("ctc.js").decode()]
     sources += [path.read_text() for path in sorted((SNIPPET / "src").glob("*.js"))]
     for source in sources:
         code = re.sub(r"//.*", "", source)  # comments may name what the code never does

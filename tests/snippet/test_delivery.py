@@ -134,22 +134,6 @@ def test_it_is_silent_leaves_no_global_and_keeps_the_back_forward_cache(
     assert [text for text in console if "clickthru" in text] == []
 
 
-def test_debug_logs_what_it_does(world: World, context: BrowserContext) -> None:
-    visitor = Visitor(context)
-    world.watch(visitor.page)
-    logged: list[str] = []
-    visitor.page.on("console", lambda message: logged.append(f"{message.type} {message.text}"))
-    visitor.open(world.site.url(Page(endpoints=world.a.url, list_id="debug", debug=True)))
-    visitor.done_with(visitor.click("blank", 1))
-
-    def answered() -> bool:
-        visitor.page.wait_for_timeout(50)  # Playwright hands over console events only here
-        return any("clickthru" in line and "200" in line for line in logged)
-
-    assert wait_for(answered), logged
-    assert all(line.startswith("debug ") for line in logged if "clickthru" in line)
-
-
 def test_links_added_after_load_are_reported(world: World, context: BrowserContext) -> None:
     visitor = Visitor(context)
     world.watch(visitor.page)

@@ -28,8 +28,8 @@ from clickthru.store.rows import Batch, EventRow, RejectRow
 from tests.pg import throwaway_database
 
 COUNTERS = (
-    "rollup_hourly", "rollup_items", "rollup_positions", "firsts", "reject_counts",
-    "duplicate_counts",
+    "rollup_hourly", "rollup_items", "rollup_positions", "rollup_variants", "firsts",
+    "reject_counts", "duplicate_counts", "orders",
 )  # fmt: skip
 START = 1_796_000_000_000
 
@@ -78,8 +78,10 @@ def mix(seed: int, events: int, repeat: float, bots: float) -> list[Batch]:
                 rng.choice(["shop", "other"]), f"l{rng.randint(0, 300)}", f"i{rng.randint(0, 40)}",
                 rng.randint(1, 10), rng.choice(["home", "pdp"]), "k1", 0, None,
                 START + rng.randint(0, 3 * 24 * HOUR_MS), None, None, "fetch", None,
-                rng.random() < bots, None,
+                rng.random() < bots, None, rng.choice(["", "A", "B"]),
             )  # fmt: skip
+            if rng.random() < 0.05:
+                row = conversion(rng, row)
             sent.append(row)
             batch.events.append(row)
         if rng.random() < 0.3:
@@ -87,6 +89,22 @@ def mix(seed: int, events: int, repeat: float, bots: float) -> list[Batch]:
             batch.rejects.append(RejectRow(at, "token_expired", None, "shop", None, "{}"))
         batches.append(batch)
     return batches
+
+
+def conversion(rng: random.Random, row: EventRow) -> EventRow:
+    """An order's report (by a page, or the shop's server), attributed or not, of one of
+    a few orders, so that reports of one order merge."""
+    attributed = rng.random() < 0.6
+    return row._replace(
+        kind="conversion",
+        order_id=f"o{rng.randint(0, 30)}",
+        value=rng.randint(0, 100) * 10_000,
+        currency=rng.choice(["GBP", "EUR"]),
+        items=f'["{row.item}", "x"]' if rng.random() < 0.5 else '["x"]',
+        via=rng.choice(["server", "fetch", "beacon"]),
+        click_id=f"c{rng.randint(0, 1000)}" if attributed else None,
+        click_at=row.received_at - rng.randint(0, 10**6) if attributed else None,
+    )
 
 
 def write(store: Store, batches: list[Batch]) -> Counter[tuple[str, int]]:

@@ -240,3 +240,26 @@ def test_two_sinks_on_one_file_take_turns(tmp_path: Path) -> None:
     assert count(path) == 400
     first.close()
     second.close()
+
+
+def test_a_migration_that_arrives_after_a_later_one_is_applied_then(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Numbers may land out of order (branches merge at different times): a gap below the
+    file's version is filled when its migration ships."""
+    from clickthru.store import sqlite as sqlite_module
+
+    shipped = migrations()
+    late = max(number for number, _ in shipped) + 2
+    without = [*shipped, (late, "CREATE TABLE later (x INTEGER);")]
+    with_it = [*without[:-1], (late - 1, "CREATE TABLE filled (x INTEGER);"), without[-1]]
+    path = tmp_path / "gap.db"
+    for listing in (without, with_it, with_it):
+        monkeypatch.setattr(sqlite_module, "migrations", lambda listing=listing: listing)
+        opened = SQLiteDatabase(path)
+        opened.connection()
+        opened.close()
+    with sqlite3.connect(path) as conn:
+        tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master")}
+        assert {"later", "filled"} <= tables  # and the third opening applied neither again
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == late

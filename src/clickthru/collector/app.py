@@ -25,7 +25,7 @@ from clickthru.collector.guard import EXCEPTION_HANDLERS, Bounded, guarded
 from clickthru.collector.intake import Intake
 from clickthru.collector.receivers import Beacon, Ping, Pixel
 from clickthru.collector.site_cache import SiteCache
-from clickthru.collector.snippet import Snippet
+from clickthru.collector.snippet import Snippet, snippet_source
 from clickthru.config import Settings
 from clickthru.dashboard.app import Dashboard
 from clickthru.privacy import VisitorKeys
@@ -57,7 +57,7 @@ def create_app(settings: Settings, store: Store | None = None) -> HotPaths:
     store = store or collector_store(settings)
     sites = SiteCache(store.lookups)
     visitors = VisitorKeys(store.lookups.daily_salt)
-    intake = Intake(sites, visitors)
+    intake = Intake(sites, visitors, attribution_days=settings.attribution_days)
     proxies = TrustedProxies(settings.trusted_proxies, settings.first_party_proxies)
 
     def maintain() -> None:
@@ -139,6 +139,7 @@ def create_app(settings: Settings, store: Store | None = None) -> HotPaths:
             "/p.gif": Pixel(intake, store.sink, settings),
             "/ping": Ping(intake, store.sink, settings),
             "/ct.js": Snippet(),
+            "/ctc.js": Snippet(snippet_source("ctc.js")),  # order confirmation pages only
         },
         rest,
         proxies,

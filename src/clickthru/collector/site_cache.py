@@ -42,6 +42,16 @@ class SiteCache:
             found = self._secrets.get((site, key_id))
         return found
 
+    def known(self, site: str) -> bool:
+        if site not in self._sites and time.monotonic() - self._loaded_at > REFRESH_ON_MISS_EVERY:
+            self.refresh()
+        return site in self._sites
+
+    def site_of(self, origin: str) -> str | None:
+        """The one site with this origin; None when none or several have it."""
+        owners = [site.name for site in self._sites.values() if origin in site.origins]
+        return owners[0] if len(owners) == 1 else None
+
     def origin_allowed(self, site: str, origin: str) -> bool:
         known = self._sites.get(site)
         return known is not None and origin in known.origins

@@ -1,4 +1,5 @@
-"""``GET /ct.js``: the snippet, with an ETag, caching and gzip prepared once."""
+"""``GET /ct.js``: the snippet, with an ETag, caching and gzip prepared once; and
+``GET /ctc.js``, its conversion reader for order confirmation pages."""
 
 from __future__ import annotations
 
@@ -20,8 +21,8 @@ from clickthru.collector.asgi import (
 CACHE_CONTROL = b"public, max-age=3600"
 
 
-def snippet_source() -> bytes:
-    return (resources.files("clickthru.snippet") / "ct.js").read_bytes()
+def snippet_source(name: str = "ct.js") -> bytes:
+    return (resources.files("clickthru.snippet") / name).read_bytes()
 
 
 class Snippet:

@@ -22,7 +22,7 @@ from starlette.responses import Response, StreamingResponse
 
 from clickthru.answers import Refusal, json_response
 from clickthru.backend import Store
-from clickthru.cells import inert_row
+from clickthru.cells import inert, inert_row
 from clickthru.clock import now_ms
 from clickthru.dashboard.auth import Gate, Visitor
 from clickthru.dashboard.parameters import (
@@ -32,19 +32,25 @@ from clickthru.dashboard.parameters import (
     Names,
     Parameter,
     Switch,
+    Text,
     Whole,
 )
 from clickthru.params import MAX_INT64, BadParameter
 from clickthru.reports import (
+    CONVERSION_GROUPINGS,
     COUNT_FIELDS,
     EXPORT_COLUMNS,
     GROUPINGS,
+    OUTCOME_COLUMNS,
     DataHealth,
     ExportedEvent,
     LatestClicks,
     Query,
     Reports,
     SiteList,
+    conversion_table,
+    experiment_table,
+    outcome_cells,
 )
 
 T = TypeVar("T")
@@ -76,12 +82,24 @@ TABLE = Choice(
     ("json", "csv"), "json",
 )  # fmt: skip
 EVENTS = Choice("format", "CSV, or NDJSON: one JSON object a line.", ("csv", "ndjson"), "csv")
+BY_CLICK = Choice(
+    "by", "What each row is: the clicked placement, item, position or variant, or a UTC day.",
+    CONVERSION_GROUPINGS, "placement",
+)  # fmt: skip
+CONTROL = Text(
+    "control", 'The variant the others are tested against. Default: "A" if there is one, else'
+    " the first by name.",
+)  # fmt: skip
+VARIANTS = Choice("format", "JSON, or CSV: a row per variant.", ("json", "csv"), "json")
 READS: dict[str, tuple[Parameter[Any], ...]] = {
     "sites": ASKED,
     "report": (*ASKED, BY, ROWS, TABLE),
     "health": (*ASKED, TABLE),
     "latest": (*ASKED, AFTER, CLICKS),
     "export": (*ASKED, EVENTS),
+    "conversions": (*ASKED, BY_CLICK, ROWS, TABLE),
+    "experiment": (*ASKED, CONTROL, VARIANTS),
+    "outcomes": (*ASKED, EVENTS),
 }
 
 
@@ -200,6 +218,9 @@ class ReportsAPI:
                 "health": self.health,
                 "latest": self.latest,
                 "export": self.export,
+                "conversions": self.conversions,
+                "experiment": self.experiment,
+                "outcomes": self.outcomes,
             }.get(name)
             if endpoint is None:
                 raise Refused(404, "not_found", "no such report")
@@ -256,3 +277,40 @@ class ReportsAPI:
                 headers={"content-disposition": 'attachment; filename="clickthru-events.ndjson"'},
             )
         return csv_response(EXPORT_COLUMNS, rows, "clickthru-events")
+
+    async def conversions(self, request: Request, args: Arguments) -> Response:
+        _, query = await self._visitor_and_query(request, args)
+        by, limit = args[BY_CLICK], args[ROWS]
+        document = await run_in_threadpool(self.reports.conversions, query, by, limit)
+        if args[TABLE] == "csv":
+            return csv_response(*conversion_table(document), f"clickthru-conversions-{by}")
+        return json_response(document)
+
+    async def experiment(self, request: Request, args: Arguments) -> Response:
+        _, query = await self._visitor_and_query(request, args)
+        document = await run_in_threadpool(self.reports.experiment, query, args[CONTROL])
+        if args[VARIANTS] == "csv":
+            return csv_response(*experiment_table(document), "clickthru-experiment")
+        return json_response(document)
+
+    async def outcomes(self, request: Request, args: Arguments) -> Response:
+        _, query = await self._visitor_and_query(request, args)
+        outcomes = self.reports.outcomes(query)
+        if args[EVENTS] == "ndjson":
+            encode = msgspec.json.encode
+
+            def lines() -> Iterator[bytes]:
+                for outcome in outcomes:
+                    inert_texts = {
+                        name: inert(getattr(outcome, name))
+                        for name in ("list_id", "item", "placement", "variant")
+                    }
+                    yield encode(msgspec.structs.replace(outcome, **inert_texts)) + b"\n"
+
+            return StreamingResponse(
+                lines(),
+                media_type="application/x-ndjson",
+                headers={"content-disposition": 'attachment; filename="clickthru-outcomes.ndjson"'},
+            )
+        rows = (outcome_cells(outcome) for outcome in outcomes)
+        return csv_response(OUTCOME_COLUMNS, rows, "clickthru-outcomes")

@@ -1,4 +1,4 @@
-"""The dashboard's routes: sign-in, the five pages, the API and the static files."""
+"""The dashboard's routes: sign-in, the report pages, the API and the static files."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from clickthru.dashboard.throttle import SignInThrottle
 from clickthru.proxies import TrustedProxies
 from clickthru.reports import Query, Reports
 
-PAGES = ("overview", "placements", "items", "positions", "health")
+PAGES = ("overview", "placements", "items", "positions", "experiments", "health")
 TOP_ITEMS = 20
 
 
@@ -171,6 +171,8 @@ class Dashboard:
             }
         if name == "health":
             return {"health": reports.health(query)}
+        if name == "experiments":
+            return {"experiment": reports.experiment(query)}
         grouping = {"placements": "placement", "items": "item", "positions": "position"}[name]
         limit = TOP_ITEMS if name == "items" else None
         return {"rows": reports.grouped(query, grouping, limit)}  # type: ignore[arg-type]

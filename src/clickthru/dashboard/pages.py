@@ -21,7 +21,8 @@ from markupsafe import Markup
 
 from clickthru.clock import DAY_MS
 from clickthru.dashboard.charts import bar_chart, format_number, format_percent, line_chart
-from clickthru.reports import Counts, Health, Row
+from clickthru.dashboard.verdict import verdict
+from clickthru.reports import Counts, Experiment, Health, Row
 
 PRODUCT = "clickthru"
 # page -> (title, relative URL, the grouping of its report's CSV; None: the health report)
@@ -30,6 +31,7 @@ PAGES: dict[str, tuple[str, str, str | None]] = {
     "placements": ("Placements", "placements", "placement"),
     "items": ("Items", "items", "item"),
     "positions": ("Positions", "positions", "position"),
+    "experiments": ("Experiments", "experiments", "experiment"),
     "health": ("Health", "health", None),
 }
 # the report CSVs every page links to, and the raw event exports
@@ -109,12 +111,13 @@ def render_page(
     data: Mapping[str, Any],
     counted_until: int | None = None,
 ) -> str:
-    """One of the five report pages; ``site`` "" means all of ``sites``; ``counted_until``
+    """One of the report pages; ``site`` "" means all of ``sites``; ``counted_until``
     (unix ms): every event received before it is in the counters shown.
 
     ``data`` holds the page's reports, by page:
     overview ``{"totals": Counts, "series": list[Row] per day, "latest": list[Click]}``;
-    placements, items, positions ``{"rows": list[Row]}``; health ``{"health": Health}``.
+    placements, items, positions ``{"rows": list[Row]}``; health ``{"health": Health}``;
+    experiments ``{"experiment": Experiment}``.
     Raises ValueError for an unknown page, KeyError for missing data.
     """
     if page not in PAGES:
@@ -127,6 +130,7 @@ def render_page(
         "items": _items,
         "positions": _positions,
         "health": _health,
+        "experiments": _experiments,
     }[page](data)
     return env.get_template(f"{page}.html").render(
         root="",
@@ -148,6 +152,13 @@ def render_page(
         raw_exports=[
             (kind.upper(), _api_link("export", choice, format=kind)) for kind in RAW_FORMATS
         ],
+        conversion_exports=[
+            (label, _api_link("conversions", choice, by=by, format="csv"))
+            for by, label in (*EXPORTS, ("variant", "Per variant"))
+        ],
+        outcome_exports=[
+            (kind.upper(), _api_link("outcomes", choice, format=kind)) for kind in RAW_FORMATS
+        ],
         latest_source=_api_link("latest", {"site": site, "bots": choice["bots"]}),
         latest_limit=LATEST_LIMIT,
         counted_until=counted_until,
@@ -164,6 +175,8 @@ def _csv_link(choice: Mapping[str, str], by: str | None) -> str:
     """A report as CSV; without a grouping, the health report's rejects by reason."""
     if by is None:
         return _api_link("health", choice, format="csv")
+    if by == "experiment":
+        return _api_link("experiment", choice, format="csv")
     return _api_link("report", choice, by=by, format="csv")
 
 
@@ -236,6 +249,18 @@ def _health(data: Mapping[str, Any]) -> dict[str, object]:
         "health": health,
         "reasons": reasons,
         "rejects_chart": _chart(bar_chart(reasons, title="Rejected events by reason")),
+    }
+
+
+def _experiments(data: Mapping[str, Any]) -> dict[str, object]:
+    experiment: Experiment = data["experiment"]
+    bars = [(v.variant or "(none)", v.ctr or 0.0) for v in experiment.variants]
+    return {
+        "experiment": experiment,
+        "verdict": verdict(experiment),
+        "ctr_chart": _chart(
+            bar_chart(bars, title="Click-through rate per variant", value_format=format_percent)
+        ),
     }
 
 

@@ -165,3 +165,20 @@ MOMENTS = (
     f"An ISO date or time (UTC unless it says: 2024-11-28, 2024-11-28T10:00Z, …+05:30)"
     f" {MOMENT_RANGE}, or a span back from now (30m, 24h, 7d)"
 )
+
+
+@dataclass(frozen=True)
+class Text(Parameter[str | None]):
+    """Any text of 1 to ``longest`` characters, or nothing."""
+
+    name: str
+    description: str
+    longest: int = 200
+
+    def parse(self, text: str | None) -> str | None:
+        if text is not None and not 1 <= len(text) <= self.longest:
+            raise BadParameter(f"{self.name} must be 1 to {self.longest} characters")
+        return text
+
+    def schema(self) -> dict[str, Any]:
+        return {"type": "string", "minLength": 1, "maxLength": self.longest}

@@ -6,6 +6,7 @@ Each recommended link is rendered as the recommendation service would serve it: 
 
 from __future__ import annotations
 
+import random
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +18,7 @@ from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
 from clickthru import tokens
-from clickthru.demo.recommender import Book, Recommender, stable_hash
+from clickthru.demo.recommender import VARIANTS, Book, Recommender, stable_hash
 from clickthru.store.rows import SiteKey
 
 ALSO_BOUGHT = 4
@@ -49,11 +50,14 @@ class RecList:
     links: list[Link]
 
 
-def price(book: Book, second_hand: bool) -> str:
+def pence(book: Book, second_hand: bool) -> int:
     """A made-up but stable price: new from 7.99, used from 2.50."""
     spread = stable_hash("price", book.id) % 8
-    pence = 250 + 50 * spread if second_hand else 799 + 100 * spread
-    return f"£{pence / 100:.2f}"
+    return 250 + 50 * spread if second_hand else 799 + 100 * spread
+
+
+def price(book: Book, second_hand: bool) -> str:
+    return f"£{pence(book, second_hand) / 100:.2f}"
 
 
 def cover_hue(book: Book) -> int:
@@ -72,7 +76,9 @@ def create_shop(
         else f"New copies at {sister.title}"
     )
 
-    def rec_list(placement: str, heading: str, books: list[Book], target: Shop) -> RecList:
+    def rec_list(
+        placement: str, heading: str, books: list[Book], target: Shop, variant: str
+    ) -> RecList:
         # A fresh list id per rendered list: clicks and views are counted per list served.
         list_id = uuid.uuid4().hex
         links = [
@@ -87,6 +93,7 @@ def create_shop(
                     item=book.id,
                     position=position,
                     placement=placement,
+                    variant=variant,
                 ),
                 price(book, target.second_hand),
             )
@@ -101,24 +108,57 @@ def create_shop(
         return HTMLResponse(page, status)
 
     async def home(request: Request) -> HTMLResponse:
-        popular = rec_list("home-popular", "Popular this week", recommender.popular(4), shop)
+        variant = random.choice(VARIANTS)
+        books = recommender.popular(4, variant)
+        popular = rec_list("home-popular", "Popular this week", books, shop, variant)
         return render("home.html", popular=popular, books=recommender.books)
 
     async def book_page(request: Request) -> HTMLResponse:
         book = recommender.book(request.path_params["book_id"])
         if book is None:
             return render("not_found.html", 404)
-        similar = recommender.similar(book, ALSO_BOUGHT + SISTER_SIMILAR)
-        also = rec_list("product-page-bottom", "Readers also bought", similar[:ALSO_BOUGHT], shop)
+        variant = random.choice(VARIANTS)
+        similar = recommender.similar(book, ALSO_BOUGHT + SISTER_SIMILAR, variant)
+        also = rec_list(
+            "product-page-bottom", "Readers also bought", similar[:ALSO_BOUGHT], shop, variant
+        )
         # The other shop: this very book first, then close matches not shown above.
         elsewhere = [book, *similar[ALSO_BOUGHT:]]
-        sister_list = rec_list("sister-shop", sister_heading, elsewhere, sister)
+        sister_list = rec_list("sister-shop", sister_heading, elsewhere, sister, variant)
         return render("book.html", book=book, lists=[also, sister_list])
+
+    def basket_of(request: Request) -> list[Book]:
+        ids = request.query_params.get("items", "")
+        return [found for i in ids.split(",") if (found := recommender.book(i))]
+
+    async def basket(request: Request) -> HTMLResponse:
+        """The basket lives in its own URL (?items=a,b): no cookie, no server state."""
+        books = basket_of(request)
+        total = sum(pence(book, shop.second_hand) for book in books)
+        order = uuid.uuid4().hex[:8].upper()  # made here, so a reloaded confirmation keeps it
+        return render("basket.html", books=books, total=total, order=order,
+                      items=",".join(book.id for book in books))  # fmt: skip
+
+    async def order_page(request: Request) -> HTMLResponse:
+        books = basket_of(request)
+        total = sum(pence(book, shop.second_hand) for book in books)
+        conversion = {
+            "order": request.path_params["order"][:40],
+            "value": total / 100,
+            "currency": "GBP",
+            "items": [book.id for book in books],
+        }
+        return render("order.html", books=books, total=total, conversion=conversion)
 
     async def not_found(request: Request, exc: Exception) -> HTMLResponse:
         return render("not_found.html", 404)
 
     return Starlette(
-        routes=[Route("/", home), Route("/book/{book_id}", book_page)],
+        routes=[
+            Route("/", home),
+            Route("/book/{book_id}", book_page),
+            Route("/basket", basket),
+            Route("/order/{order}", order_page),
+        ],
         exception_handlers={404: not_found},
     )

@@ -216,3 +216,155 @@ class SiteList(msgspec.Struct, frozen=True):
     """The sites a caller sees (or asked for, of those)."""
 
     sites: list[str]
+
+
+# -- conversions and experiments -----------------------------------------------------------
+
+ConversionGrouping = Literal["placement", "item", "position", "day", "variant"]
+CONVERSION_GROUPINGS: tuple[ConversionGrouping, ...] = (
+    "placement", "item", "position", "day", "variant",
+)  # fmt: skip
+Revenue = Annotated[
+    dict[str, float],
+    msgspec.Meta(description="per ISO 4217 currency, in its units: never added across them"),
+]
+Rate = Annotated[float, msgspec.Meta(ge=0)]
+
+
+@dataclass(frozen=True, slots=True)
+class Orders:
+    """Orders counted together: how many, how they were told, what they earned."""
+
+    conversions: int = 0
+    confirmed: int = 0  # by the shop's server, with its API key
+    page_reported: int = 0  # by the order's confirmation page
+    bought_clicked: int = 0  # the clicked item was among those bought
+    revenue: tuple[tuple[str, int], ...] = ()  # (currency, millionths), by currency
+
+    def revenue_units(self) -> dict[str, float]:
+        return {currency: micros / 1_000_000 for currency, micros in self.revenue}
+
+
+class OrderFigures(msgspec.Struct, frozen=True):
+    """Orders as a report states them. An order counts once, however often its page was
+    loaded and whether or not the shop confirmed it too."""
+
+    conversions: Count
+    confirmed: Annotated[int, msgspec.Meta(ge=0, description="confirmed by the shop's server")]
+    page_reported: Annotated[int, msgspec.Meta(ge=0, description="reported by the page")]
+    bought_clicked: Annotated[
+        int, msgspec.Meta(ge=0, description="orders that include the recommended item clicked")
+    ]
+    revenue: Revenue
+
+    @classmethod
+    def of(cls, orders: Orders) -> OrderFigures:
+        return cls(
+            orders.conversions,
+            orders.confirmed,
+            orders.page_reported,
+            orders.bought_clicked,
+            orders.revenue_units(),
+        )
+
+
+class ConversionRow(OrderFigures, frozen=True):
+    """Attributed orders of one placement, item, position, day or variant, with the
+    views they came from."""
+
+    key: Annotated[
+        str | int,
+        msgspec.Meta(
+            description="the placement, item, position or variant of the click; by day, the"
+            " day's start (unix ms)"
+        ),
+    ]
+    views: Annotated[int, msgspec.Meta(ge=0, description="unique views of the same key")]
+    conversion_rate: (
+        Annotated[float, msgspec.Meta(ge=0, description="conversions / unique views")] | None
+    )
+
+
+class ConversionReport(Asked, frozen=True, kw_only=True):
+    """Orders attributed to recommended clicks, grouped `by` the click's placement, item,
+    position or variant, or by the order's UTC day; unattributed orders in their own
+    total. Ranges resolve to whole UTC days."""
+
+    by: ConversionGrouping
+    attributed: OrderFigures
+    unattributed: OrderFigures
+    rows: list[ConversionRow]
+    counted_until: Annotated[
+        int, msgspec.Meta(ge=0, description="unix ms: every event received before it is counted")
+    ]
+    uncounted_events: Annotated[
+        int, msgspec.Meta(ge=0, description="events stored and not counted yet")
+    ]
+
+
+class VariantFigures(msgspec.Struct, frozen=True):
+    """One variant of an experiment against the control."""
+
+    variant: Annotated[str, msgspec.Meta(description='the token\'s variant; "" for none')]
+    views: Annotated[int, msgspec.Meta(ge=0, description="unique views")]
+    clicks: Annotated[int, msgspec.Meta(ge=0, description="unique clicks")]
+    ctr: Rate | None
+    ctr_low: Annotated[float, msgspec.Meta(ge=0, le=1, description="95 % Wilson interval")] | None
+    ctr_high: Annotated[float, msgspec.Meta(ge=0, le=1)] | None
+    ctr_p_value: (
+        Annotated[
+            float,
+            msgspec.Meta(
+                ge=0, le=1, description="two-proportion z-test of the CTR against the control"
+            ),
+        ]
+        | None
+    )
+    conversions: Annotated[int, msgspec.Meta(ge=0, description="orders attributed to it")]
+    conversion_rate: Annotated[float, msgspec.Meta(ge=0, description="conversions / views")] | None
+    conversion_p_value: (
+        Annotated[
+            float, msgspec.Meta(ge=0, le=1, description="z-test of the conversion rate, likewise")
+        ]
+        | None
+    )
+    revenue: Revenue
+    revenue_per_1000_views: Revenue
+
+
+class Experiment(Asked, frozen=True, kw_only=True):
+    """Each variant's views, clicks, CTR (with its 95 % Wilson interval), conversions,
+    conversion rate and revenue per 1,000 views, with p-values against the control.
+    Ranges resolve to whole UTC days."""
+
+    control: Annotated[str, msgspec.Meta(description="the variant the others are tested against")]
+    variants: list[VariantFigures]
+    counted_until: Annotated[
+        int, msgspec.Meta(ge=0, description="unix ms: every event received before it is counted")
+    ]
+    uncounted_events: Annotated[
+        int, msgspec.Meta(ge=0, description="events stored and not counted yet")
+    ]
+
+
+class Outcome(msgspec.Struct, frozen=True):
+    """What became of one recommended (list, item) served or viewed in the range: a row
+    of the outcome export, for training. Everything in it happened in the range; orders
+    count by the day they were first told, attributed to a click on this (list, item)."""
+
+    site: str
+    list_id: str
+    item: str
+    position: Annotated[int, msgspec.Meta(ge=0)]
+    placement: str
+    variant: Annotated[str, msgspec.Meta(description='"" without one')]
+    served_at: UnixMs | None
+    viewed_at: UnixMs | None
+    clicked_at: UnixMs | None
+    viewed: bool
+    clicked: bool
+    converted: Annotated[int, msgspec.Meta(ge=0, description="orders attributed to its clicks")]
+    value: Revenue
+
+
+OUTCOME_COLUMNS: tuple[str, ...] = Outcome.__struct_fields__

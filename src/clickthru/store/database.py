@@ -11,7 +11,7 @@ with their ids deduplicated, and how one process becomes the only aggregator.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -96,6 +96,11 @@ class Database(Protocol):
 
     def write(self, work: Work[T]) -> T:
         """Run ``work(conn)`` in one write transaction and return what it returns."""
+        ...
+
+    def stream(self, sql: str, params: Sequence[Any]) -> Iterator[Any]:
+        """The rows of one read, as the database produces them, on a connection of its own
+        (one snapshot, memory flat however many rows), closed once read or dropped."""
         ...
 
     async def write_async(

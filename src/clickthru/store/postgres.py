@@ -88,6 +88,9 @@ def _pyformat(sql: str) -> str:
     return sql.replace("?", "%s")
 
 
+STREAM_ROWS = 1000  # rows a stream fetches at a time
+
+
 class QmarkConnection:
     """A psycopg connection that runs the portable SQL, whose parameters are ``?`` as in
     sqlite3. It autocommits; ``transaction(conn)`` opens a transaction."""
@@ -235,6 +238,17 @@ class PostgresDatabase:
             conn = self._connect()
             self._local.conn = conn
         return conn
+
+    def stream(self, sql: str, params: Sequence[Any]) -> Iterator[Any]:
+        conn = self._connect()
+        try:
+            # A server-side cursor: PostgreSQL hands the rows over a batch at a time.
+            with conn.pg.transaction(), conn.pg.cursor(name="clickthru_stream") as cursor:
+                cursor.execute(_pyformat(sql), params)
+                while rows := cursor.fetchmany(STREAM_ROWS):
+                    yield from rows
+        finally:
+            conn.close()
 
     def _connect(self) -> QmarkConnection:
         try:

@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from clickthru.clock import DAY_MS, HOUR_MS, now_ms
+from clickthru.store import orders
 
 COUNTERS = ("clicks", "views", "serves", "unique_clicks", "unique_views")
 
@@ -35,7 +36,13 @@ TABLES: dict[str, tuple[tuple[str, str], ...]] = {
         ("day", f"received_at / {DAY_MS}"), ("placement", "placement"),
         ("position", "position"), ("bot", "bot"),
     ),
+    "rollup_variants": (
+        ("day", f"received_at / {DAY_MS}"), ("placement", "placement"), ("variant", "variant"),
+        ("bot", "bot"),
+    ),
 }  # fmt: skip
+# Conversions are counted apart, into ``orders`` (``store/orders.py``).
+COUNTED_KINDS = "e.kind IN ('click', 'view', 'serve')"
 
 NEW_FIRSTS = (
     "CREATE TEMP TABLE IF NOT EXISTS new_firsts"
@@ -80,7 +87,7 @@ def _add_range(table: str) -> str:
         f"INSERT INTO {table} (site, {names}, {', '.join(COUNTERS)})"
         f" SELECT e.site, {computed}, {_sums('n.seq IS NOT NULL')}"
         " FROM events e LEFT JOIN new_firsts n ON n.seq = e.seq"
-        f" WHERE e.seq > ? AND e.seq <= ? GROUP BY e.site, {computed}"
+        f" WHERE e.seq > ? AND e.seq <= ? AND {COUNTED_KINDS} GROUP BY e.site, {computed}"
         f" ON CONFLICT (site, {names}) DO UPDATE SET {adds}"
     )
 
@@ -101,7 +108,8 @@ ADD_DUPLICATES = (
 
 
 def count(conn: Any, after: int, upto: int) -> None:
-    """Adds the events with ``after < seq <= upto`` to the counters and ``firsts``."""
+    """Adds the events with ``after < seq <= upto`` to the counters, ``firsts`` and
+    ``orders``."""
     conn.execute(NEW_FIRSTS)
     conn.execute("DELETE FROM new_firsts")
     conn.execute(FIND_FIRSTS, (after, upto))
@@ -110,6 +118,7 @@ def count(conn: Any, after: int, upto: int) -> None:
     for sql in ADD_RANGE.values():
         conn.execute(sql, (after, upto))
     conn.execute("DELETE FROM new_firsts")
+    orders.merge(conn, after, upto)
 
 
 def count_rejects(conn: Any, after: int, upto: int) -> None:
@@ -139,15 +148,16 @@ def _rebuild_table(table: str) -> str:
 
 FLAGGED = (
     "CREATE TEMP TABLE flagged AS SELECT site, received_at, placement, item, position,"
-    " bot, kind, CASE WHEN kind IN ('click', 'view') AND row_number() OVER ("
+    " variant, bot, kind, CASE WHEN kind IN ('click', 'view') AND row_number() OVER ("
     "   PARTITION BY site, list_id, item, kind ORDER BY seq) = 1 THEN 1 ELSE 0 END AS first"
-    " FROM events e WHERE seq <= {upto} AND NOT EXISTS (SELECT 1 FROM purged p"
-    " WHERE p.kind = 'events' AND p.site = e.site AND e.received_at < p.cutoff)"
+    " FROM events e WHERE seq <= {upto} AND " + COUNTED_KINDS + " AND NOT EXISTS (SELECT 1"
+    " FROM purged p WHERE p.kind = 'events' AND p.site = e.site AND e.received_at < p.cutoff)"
 )
 # Counters of days already purged cannot be recomputed: a rebuild keeps them (each
-# rollup's first key is its hour or day).
+# rollup's first key is its hour or day; an order's is the day of its first report).
 UNIT_MS = {"hour": HOUR_MS, "day": DAY_MS}
 KEPT = {table: f"{keys[0][0]} < p.cutoff / {UNIT_MS[keys[0][0]]}" for table, keys in TABLES.items()}
+KEPT["orders"] = f"day < p.cutoff / {DAY_MS}"
 REJECTS_HORIZON = (
     "SELECT coalesce(min(cutoff), 0) FROM purged WHERE kind = 'rejects' AND cutoff > 0"
 )
@@ -183,6 +193,7 @@ def rebuild(conn: Any) -> int:
             conn.execute(_rebuild_table(table))
     finally:
         conn.execute("DROP TABLE flagged")
+    orders.merge(conn, 0, int(events_upto))
     conn.execute(
         "INSERT INTO reject_counts (site, hour, reason, count)"
         f" SELECT coalesce(site, ''), received_at / {HOUR_MS}, reason, count(*)"

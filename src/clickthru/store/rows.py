@@ -27,6 +27,14 @@ class EventRow(NamedTuple):
     origin: str | None
     bot: bool
     visitor: str | None
+    variant: str = ""  # from the token; "" without one
+    # A conversion's own fields; its list, item, ... are those of the click it follows.
+    order_id: str | None = None
+    value: int | None = None  # millionths of the currency's unit
+    currency: str | None = None
+    items: str | None = None  # JSON array of the items bought
+    click_id: str | None = None  # the click it is attributed to; None: unattributed
+    click_at: int | None = None  # when that click was made, unix ms (the page's clock)
 
 
 class RejectRow(NamedTuple):

@@ -17,6 +17,7 @@ import contextlib
 import fcntl
 import functools
 import itertools
+import json
 import logging
 import os
 import queue
@@ -38,9 +39,10 @@ log = logging.getLogger(__name__)
 
 ONE_EVENT = "(" + ", ".join("?" * len(EventRow._fields)) + ")"
 # Rows per multi-row INSERT: one SQLite step (and one GIL hand-off) per chunk instead of
-# per row; 125 x 17 parameters stays far below SQLite's limit of 32,766.
+# per row; 125 x 24 parameters stays far below SQLite's limit of 32,766.
 EVENTS_PER_STATEMENT = 125
 BUSY_TIMEOUT_MS = 10_000
+STREAM_ROWS = 1000  # rows a stream reads at a time
 # A write still queued or blocked after this long fails; the client sends again, and if
 # it did commit after all, the retry is a harmless duplicate.
 WRITE_TIMEOUT = 30.0
@@ -118,20 +120,46 @@ ROLLUPS_VERSION = 2  # the migration that added rollups; a file older than it ge
 
 
 def migrate(conn: sqlite3.Connection) -> int:
-    """Apply the migrations this file has not seen yet; returns the schema version."""
+    """Apply the migrations this file has not seen yet; returns the schema version.
+
+    ``user_version`` is the highest applied. Numbers missing below it when it was set
+    (a migration made on a branch that merged later) are noted in ``meta``, and applied
+    when they arrive."""
     with write_transaction(conn):
         version: int = conn.execute("PRAGMA user_version").fetchone()[0]
         build_rollups = version < ROLLUPS_VERSION
-        for number, script in migrations():
-            if number > version:
+        missing = _missing(conn)
+        shipped = migrations()
+        for number, script in shipped:
+            if number > version or number in missing:
                 # executescript would commit our transaction; run statement by statement.
                 for statement in _statements(script):
                     conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {number}")
-                version = number
+                version = max(version, number)
+                conn.execute(f"PRAGMA user_version = {version}")
+        numbers = {number for number, _ in shipped}
+        gaps = [n for n in range(1, version + 1) if n not in numbers]
+        if gaps or missing:
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('missing_migrations', ?)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (json.dumps(gaps),),
+            )
         if build_rollups:  # on the schema as it is now, after every migration
             rollups.rebuild(conn)
     return version
+
+
+def _missing(conn: sqlite3.Connection) -> set[int]:
+    """The migration numbers below ``user_version`` that this file never had."""
+    has_meta = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
+    ).fetchone()
+    row = (
+        has_meta
+        and conn.execute("SELECT value FROM meta WHERE key = 'missing_migrations'").fetchone()
+    )
+    return set(json.loads(row[0])) if row else set()
 
 
 def _statements(script: str) -> list[str]:
@@ -424,6 +452,16 @@ class SQLiteDatabase:
         if conn is not None:
             conn.close()
             self._local.conn = None
+
+    def stream(self, sql: str, params: Sequence[Any]) -> Iterator[Any]:
+        self._ensure_writer()  # the file exists and is migrated
+        conn = connect(self.path)
+        try:
+            cursor = conn.execute(sql, params)
+            while rows := cursor.fetchmany(STREAM_ROWS):
+                yield from rows
+        finally:
+            conn.close()
 
     def connection(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
