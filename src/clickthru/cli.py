@@ -356,18 +356,8 @@ def report(
     output: str,
 ) -> None:
     """CTR, clicks and views, grouped: the numbers the API and dashboard show."""
-    store = ctx.store()
-    known = [site.name for site in store.admin.sites()]
-    for site in sites:
-        if site not in known:
-            raise click.BadParameter(f"no site named {site!r}", param_hint="--site")
-    try:
-        start = parse_moment(since)
-        end = parse_moment(until) if until else now_ms()
-    except ValueError as error:
-        raise click.BadParameter(str(error), param_hint="--since/--until") from None
-    query = Query(tuple(sites or known), start, end, bots)
-    document = store.reports.document(query, by, limit)
+    query = _question(ctx, since, until, sites, bots)
+    document = ctx.store().reports.document(query, by, limit)
     if output == "json":
         click.echo(msgspec.json.format(msgspec.json.encode(document)).decode())
     elif output == "csv":
