@@ -36,7 +36,8 @@ def click_without_replay(world: World, context: BrowserContext, kind: Kind, clic
         assert visit.destination.url.startswith(world.site.destination)
         visitor.done_with(visit)
     visitor.open(world.site.url(page))  # forgets the outbox once more
-    wait_for(lambda: len(world.stored(list_id=page.list_id)) >= clicks, timeout=5)
+    # Generous: a busy machine may take seconds to store; the wait ends as soon as all are in.
+    wait_for(lambda: len(world.stored(list_id=page.list_id)) >= clicks, timeout=30)
     return len(world.stored(list_id=page.list_id))
 
 
