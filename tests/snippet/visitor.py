@@ -11,6 +11,8 @@ Kind = Literal["same", "blank", "middle", "ctrl", "enter"]
 KINDS: tuple[Kind, ...] = ("same", "blank", "middle", "ctrl", "enter")
 NEW_TAB: frozenset[Kind] = frozenset({"blank", "middle", "ctrl"})
 
+LOADED = """() => location.pathname.startsWith('/landing/') && document.readyState === 'complete'
+  && performance.getEntriesByType('navigation')[0].loadEventEnd > 0"""
 NAVIGATION_TIMING = """() => {
   const n = performance.getEntriesByType('navigation')[0];
   return [performance.timeOrigin, n.requestStart, n.loadEventStart];
@@ -68,7 +70,9 @@ class Visitor:
                     page.focus(same)
                     page.keyboard.press("Enter")
             destination = page
-        destination.wait_for_load_state("load")
+        # Asked of the page itself: Playwright's own "load" event for a tab opened in the
+        # background was seen to go missing on a busy machine, though the page had loaded.
+        destination.wait_for_function(LOADED, polling=50, timeout=30_000)
         origin, request, loaded = destination.evaluate(NAVIGATION_TIMING)
         return Visit(kind, destination, min(self.clicks), origin, origin + request, origin + loaded)
 
