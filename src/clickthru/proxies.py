@@ -67,6 +67,8 @@ class TrustedProxies:
         self, peer: str, forwarded_for: str | None, forwarded: str | None
     ) -> tuple[str, list[Address]]:
         """The client, and the trusted proxies it came through (the peer first)."""
+        if not self.trusted:  # no proxy trusted (the default): the peer, unparsed
+            return peer, []
         address = _address(peer)
         if address is None or not _within(address, self.trusted):
             return peer, []

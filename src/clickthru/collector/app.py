@@ -135,9 +135,9 @@ def create_app(settings: Settings, store: Store | None = None) -> HotPaths:
     rest.router.redirect_slashes = False  # its redirect names whatever host the client sent
     return HotPaths(
         {
-            "/e": Beacon(intake, store.sink, settings),
-            "/p.gif": Pixel(intake, store.sink, settings),
-            "/ping": Ping(intake, store.sink, settings),
+            "/e": Beacon(intake, store.sink, settings, proxies),
+            "/p.gif": Pixel(intake, store.sink, settings, proxies),
+            "/ping": Ping(intake, store.sink, settings, proxies),
             "/ct.js": Snippet(),
             "/ctc.js": Snippet(snippet_source("ctc.js")),  # order confirmation pages only
         },

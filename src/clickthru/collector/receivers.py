@@ -33,6 +33,7 @@ from clickthru.collector.asgi import (
     Send,
     error,
     header,
+    header_text,
     method_not_allowed,
     read_body,
     respond,
@@ -88,11 +89,13 @@ def json_depth(body: bytes) -> int:
 class Receiver:
     """What the three endpoints share: who sent it, judging, storing, counting."""
 
-    def __init__(self, intake: Intake, sink: Sink, settings: Settings) -> None:
+    def __init__(
+        self, intake: Intake, sink: Sink, settings: Settings, proxies: TrustedProxies
+    ) -> None:
         self.intake = intake
         self.sink = sink
         self.settings = settings
-        self.proxies = TrustedProxies(settings.trusted_proxies, settings.first_party_proxies)
+        self.proxies = proxies
 
     def sender(self, scope: Scope) -> Sender:
         raw_origin = header(scope, b"origin")
@@ -104,8 +107,8 @@ class Receiver:
         client = scope.get("client")
         ip = self.proxies.client(
             client[0] if client else "",
-            _text(header(scope, b"x-forwarded-for")),
-            _text(header(scope, b"forwarded")),
+            header_text(scope, b"x-forwarded-for"),
+            header_text(scope, b"forwarded"),
         )
         auth = header(scope, b"authorization")
         api_key = auth[7:].decode("latin-1") if auth and auth[:7].lower() == b"bearer " else None
@@ -277,14 +280,10 @@ class Ping(Receiver):
             "id": new_event_id(),  # a ping is sent once and never retried
             "kind": "click",
             "token": query.get("t", ""),
-            "page": _text(header(scope, b"ping-from")),
-            "dest": _text(header(scope, b"ping-to")),
+            "page": header_text(scope, b"ping-from"),
+            "dest": header_text(scope, b"ping-to"),
         }
         await self.store_one(send, event, sender, "ping", (204, b"", PING_HEADERS))
-
-
-def _text(value: bytes | None) -> str | None:
-    return value.decode("latin-1") if value is not None else None
 
 
 def _origin_of(url: str) -> str | None:
